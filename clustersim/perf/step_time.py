@@ -1,0 +1,331 @@
+"""How long one engine step of a replica takes, from its aggregate `BatchLoad`.
+
+Per op class the step pays the slower of its math and its HBM traffic (roofline), and the
+classes run one after another:
+
+- dense linear: attention projections, dense FFNs, shared experts, routers (weights read
+  once per step, 2 FLOPs per parameter per token) and the lm_head for the sampled rows;
+- routed experts: FLOPs 2 x top_k x expert params per token per MoE layer; bytes of the
+  experts at least one token is routed to, E(1 - (1 - k/E)^T) of E per MoE layer for T
+  tokens under uniform routing;
+- attention: 4 x num_heads x head_dim FLOPs per query-key pair (QK^T and PV); MLA uses the
+  absorbed (weight-folded) form, 2 x num_heads x (2 x kv_lora_rank + qk_rope_head_dim) per
+  pair, exact for decode and an overestimate for prefill, which runs the unabsorbed form;
+  bytes are the KV entries read (kv_read_tokens x KV bytes per token, TP copies included).
+  Sliding-window layers see at most `window` keys per query and keep `window` entries per
+  sequence; the batch aggregates only allow the mean-context approximation
+  pairs ~ min(attn_pairs, T x window), KV read ~ min(kv_read_tokens, num_seqs x window).
+
+Then communication, not overlapped: per layer an all-reduce of T x hidden x 2 bytes after
+attention and one after the FFN (TP), except that with ep > 1 each MoE layer instead moves
+tokens by an all-to-all dispatch and combine, each rank sending T/ep x top_k x hidden x 2
+bytes; with pp > 1, pp - 1 stage hand-offs of T x hidden x 2 bytes. Plus step_overhead_s
+and layer_overhead_s per layer.
+
+Rates: linear math at peak(weight dtype) x eff.compute, attention at the bf16 peak x
+eff.attention_compute, HBM at bw x eff.memory, each times `tp` chips. With pp > 1 this is
+the latency of one batch through all stages (each stage holds 1/pp of the work on tp
+chips); keeping pp batches in flight, which PP serving needs for throughput, is the
+engine's business. Activation traffic and embedding lookups are left out.
+
+An empty step (num_tokens = 0) costs nothing: `step_cost` returns all zeros, overheads
+included, since no engine runs a step without work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from clustersim.perf.load import BatchLoad
+from clustersim.perf.memory import (
+    kv_bytes_per_layer_token,
+    kv_replication,
+    param_groups,
+    weight_breakdown,
+)
+from clustersim.perf.replica import ReplicaPerf
+
+ACT_BYTES = 2.0
+"""Bytes per activation element moved by collectives (bf16)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StepCost:
+    """Time and work of one step on one replica (totals over all its chips).
+
+    step_s = sum over op classes of max(compute, memory) + comm_s + overhead_s, where
+    compute_s and memory_s are the per-class terms summed separately, so
+    step_s >= max(compute_s, memory_s) + comm_s + overhead_s. compute_util = flops / (step_s x peak(weight dtype) x num_chips);
+    hbm_util = hbm_bytes / (step_s x hbm_bw x num_chips).
+    """
+
+    step_s: float
+    compute_s: float
+    memory_s: float
+    comm_s: float
+    overhead_s: float
+    flops: float
+    hbm_bytes: float
+    compute_util: float
+    hbm_util: float
+
+
+ZERO_COST = StepCost(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeRunCosts:
+    """Per-step arrays (length num_steps) of a fast-forwarded decode run; element i equals
+    the same field of step_cost(replica, advance_decode(load, i))."""
+
+    step_s: np.ndarray
+    flops: np.ndarray
+    hbm_bytes: np.ndarray
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Constants:
+    """Everything about a replica that does not depend on the load, computed once, plus a
+    bounded memo of the load-independent terms by (num_tokens, num_sampled)."""
+
+    overhead_s: float
+    gemm_flops_s: float
+    moe_flops_s: float
+    attn_flops_s: float
+    mem_bytes_s: float
+    peak_total_flops_s: float
+    bw_total_bytes_s: float
+    dense_flops_per_token: float
+    lm_head_flops_per_row: float
+    dense_bytes: float
+    lm_head_bytes: float
+    is_moe: bool
+    num_experts: float
+    expert_miss: float
+    expert_bytes_all_layers: float
+    moe_flops_per_token: float
+    flops_per_pair_full: float
+    flops_per_pair_sliding: float
+    kv_bytes_full: float
+    kv_bytes_sliding: float
+    has_sliding: bool
+    window: int
+    comm: Any
+    tp: int
+    ep: int
+    num_all_reduces: int
+    all_reduce_bytes_per_token: float
+    num_all_to_alls: int
+    all_to_all_bytes_per_token: float
+    num_sends: int
+    send_bytes_per_token: float
+    memo: dict[tuple[int, int], tuple[float, ...]] = field(default_factory=dict)
+
+
+def _build_constants(replica: ReplicaPerf) -> _Constants:
+    chip, m, eff = replica.chip, replica.model, replica.efficiency
+    assert eff is not None and replica.weight_dtype is not None and replica.comm is not None
+    weights = weight_breakdown(m, replica.weight_dtype)
+    groups = param_groups(m)
+    tp = replica.tp
+    num_moe = m.num_moe_layers
+    num_sliding = m.num_sliding_layers if m.sliding_window > 0 else 0
+    num_full = m.num_layers - num_sliding
+    if m.attention == "mla":
+        flops_per_pair = 2.0 * m.num_heads * (2 * m.kv_lora_rank + m.qk_rope_head_dim)
+    else:
+        flops_per_pair = 4.0 * m.num_heads * m.head_dim
+    kv_layer = kv_bytes_per_layer_token(m, replica.kv_dtype) * kv_replication(m, tp)
+    uses_a2a = replica.ep > 1 and num_moe > 0
+    tp_layers_ffn = m.num_layers - num_moe if uses_a2a else m.num_layers
+    return _Constants(
+        overhead_s=eff.step_overhead_s + eff.layer_overhead_s * m.num_layers,
+        gemm_flops_s=chip.peak_flops_s(weights.block_dtype) * eff.compute * tp,
+        moe_flops_s=chip.peak_flops_s(replica.weight_dtype) * eff.compute * tp,
+        attn_flops_s=chip.peak_flops_s("bf16") * eff.attention_compute * tp,
+        mem_bytes_s=chip.hbm_bw_bytes_s * eff.memory * tp,
+        peak_total_flops_s=chip.peak_flops_s(replica.weight_dtype) * replica.num_chips,
+        bw_total_bytes_s=chip.hbm_bw_bytes_s * replica.num_chips,
+        dense_flops_per_token=2.0 * (groups.attention + groups.dense_ffn + groups.shared_experts + groups.router),
+        lm_head_flops_per_row=2.0 * m.vocab_size * m.hidden_size,
+        dense_bytes=weights.dense_bytes,
+        lm_head_bytes=weights.lm_head_bytes,
+        is_moe=num_moe > 0,
+        num_experts=float(m.num_experts),
+        expert_miss=1.0 - m.num_experts_per_tok / m.num_experts if m.num_experts else 1.0,
+        expert_bytes_all_layers=weights.expert_bytes * num_moe,
+        moe_flops_per_token=2.0 * m.num_experts_per_tok * groups.expert * num_moe,
+        flops_per_pair_full=flops_per_pair * num_full,
+        flops_per_pair_sliding=flops_per_pair * num_sliding,
+        kv_bytes_full=kv_layer * num_full,
+        kv_bytes_sliding=kv_layer * num_sliding,
+        has_sliding=num_sliding > 0,
+        window=m.sliding_window,
+        comm=replica.comm,
+        tp=tp,
+        ep=replica.ep,
+        num_all_reduces=(m.num_layers + tp_layers_ffn) if tp > 1 else 0,
+        all_reduce_bytes_per_token=m.hidden_size * ACT_BYTES,
+        num_all_to_alls=2 * num_moe if uses_a2a else 0,
+        all_to_all_bytes_per_token=m.num_experts_per_tok * m.hidden_size * ACT_BYTES / replica.ep,
+        num_sends=replica.pp - 1,
+        send_bytes_per_token=m.hidden_size * ACT_BYTES,
+    )
+
+
+def _constants(replica: ReplicaPerf) -> _Constants:
+    c = replica._constants
+    if c is None:
+        c = _build_constants(replica)
+        object.__setattr__(replica, "_constants", c)
+    return c
+
+
+_MAX_MEMO = 1 << 16
+
+
+def _load_independent_terms(c: _Constants, num_tokens: int, num_sampled: int) -> tuple[float, ...]:
+    """(time_s, compute_s, memory_s, comm_s, flops, bytes) of all but attention, memoized:
+    engines repeat the same (num_tokens, num_sampled) many times."""
+    key = (num_tokens, num_sampled)
+    terms = c.memo.get(key)
+    if terms is None:
+        if len(c.memo) >= _MAX_MEMO:
+            c.memo.clear()
+        terms = c.memo[key] = _compute_load_independent_terms(c, num_tokens, num_sampled)
+    return terms
+
+
+def _compute_load_independent_terms(c: _Constants, num_tokens: int, num_sampled: int) -> tuple[float, ...]:
+    flops = c.dense_flops_per_token * num_tokens + c.lm_head_flops_per_row * num_sampled
+    hbm = c.dense_bytes + c.lm_head_bytes if num_sampled > 0 else c.dense_bytes
+    compute_s = flops / c.gemm_flops_s
+    memory_s = hbm / c.mem_bytes_s
+    time_s = compute_s if compute_s > memory_s else memory_s
+    if c.is_moe:
+        touched = c.num_experts * (1.0 - c.expert_miss**num_tokens)
+        moe_bytes = touched * c.expert_bytes_all_layers
+        moe_flops = c.moe_flops_per_token * num_tokens
+        moe_compute_s = moe_flops / c.moe_flops_s
+        moe_memory_s = moe_bytes / c.mem_bytes_s
+        time_s += moe_compute_s if moe_compute_s > moe_memory_s else moe_memory_s
+        compute_s += moe_compute_s
+        memory_s += moe_memory_s
+        flops += moe_flops
+        hbm += moe_bytes
+    comm_s = 0.0
+    if c.num_all_reduces:
+        comm_s += c.num_all_reduces * c.comm.all_reduce_s(num_tokens * c.all_reduce_bytes_per_token, c.tp)
+    if c.num_all_to_alls:
+        comm_s += c.num_all_to_alls * c.comm.all_to_all_s(num_tokens * c.all_to_all_bytes_per_token, c.ep)
+    if c.num_sends:
+        comm_s += c.num_sends * c.comm.send_s(num_tokens * c.send_bytes_per_token)
+    time_s = c.overhead_s + comm_s + time_s
+    return time_s, compute_s, memory_s, comm_s, flops, hbm
+
+
+def _attention_terms(c: _Constants, pairs: Any, kv_read: Any, num_tokens: int, num_seqs: int,
+                     minimum: Callable[[Any, Any], Any], maximum: Callable[[Any, Any], Any]) -> tuple[Any, ...]:
+    """(time_s, compute_s, memory_s, flops, bytes) of attention, for scalars (minimum=min)
+    or arrays (np.minimum): one formula, so both give bitwise-equal results."""
+    flops = c.flops_per_pair_full * pairs
+    hbm = c.kv_bytes_full * kv_read
+    if c.has_sliding:
+        flops = flops + c.flops_per_pair_sliding * minimum(pairs, num_tokens * c.window)
+        hbm = hbm + c.kv_bytes_sliding * minimum(kv_read, num_seqs * c.window)
+    compute_s = flops / c.attn_flops_s
+    memory_s = hbm / c.mem_bytes_s
+    return maximum(compute_s, memory_s), compute_s, memory_s, flops, hbm
+
+
+def step_cost(replica: ReplicaPerf, load: BatchLoad) -> StepCost:
+    """Time and work of one step of `replica` running `load` (see module docstring).
+
+    Pure; per-replica constants are computed on first use and kept on the replica.
+    """
+    num_tokens = load.num_tokens
+    if num_tokens <= 0:
+        return ZERO_COST
+    c = replica._constants or _constants(replica)
+    fixed_s, fixed_compute_s, fixed_memory_s, comm_s, fixed_flops, fixed_bytes = _load_independent_terms(
+        c, num_tokens, load.num_sampled
+    )
+    attn_s, attn_compute_s, attn_memory_s, attn_flops, attn_bytes = _attention_terms(
+        c, load.attn_pairs, load.kv_read_tokens, num_tokens, load.num_seqs, min, max
+    )
+    step_s = fixed_s + attn_s
+    flops = fixed_flops + attn_flops
+    hbm_bytes = fixed_bytes + attn_bytes
+    return StepCost(
+        step_s,
+        fixed_compute_s + attn_compute_s,
+        fixed_memory_s + attn_memory_s,
+        comm_s,
+        c.overhead_s,
+        flops,
+        hbm_bytes,
+        flops / (step_s * c.peak_total_flops_s),
+        hbm_bytes / (step_s * c.bw_total_bytes_s),
+    )
+
+
+def step_time_s(replica: ReplicaPerf, load: BatchLoad) -> float:
+    """Just `step_cost(replica, load).step_s`, without building the record."""
+    num_tokens = load.num_tokens
+    if num_tokens <= 0:
+        return 0.0
+    c = replica._constants or _constants(replica)
+    fixed_s = _load_independent_terms(c, num_tokens, load.num_sampled)[0]
+    attn_s = _attention_terms(c, load.attn_pairs, load.kv_read_tokens, num_tokens, load.num_seqs, min, max)[0]
+    return fixed_s + attn_s
+
+
+def advance_decode(load: BatchLoad, num_steps: int) -> BatchLoad:
+    """The load of a decode batch `num_steps` steps after `load`: every sequence's context has
+    grown by num_steps tokens, so kv_read_tokens and attn_pairs grow by num_seqs x num_steps.
+
+    >>> advance_decode(BatchLoad(num_tokens=2, num_seqs=2, num_sampled=2, attn_pairs=20.0, kv_read_tokens=20), 3)
+    BatchLoad(num_tokens=2, num_prefill_tokens=0, num_seqs=2, num_sampled=2, attn_pairs=26.0, kv_read_tokens=26)
+    """
+    grown = num_steps * load.num_seqs
+    return BatchLoad(
+        num_tokens=load.num_tokens,
+        num_prefill_tokens=load.num_prefill_tokens,
+        num_seqs=load.num_seqs,
+        num_sampled=load.num_sampled,
+        attn_pairs=load.attn_pairs + grown,
+        kv_read_tokens=load.kv_read_tokens + grown,
+    )
+
+
+def decode_run_costs(replica: ReplicaPerf, load: BatchLoad, num_steps: int) -> DecodeRunCosts:
+    """step_s, flops and hbm_bytes of `num_steps` consecutive decode steps from `load`, in one
+    vectorized pass; element i is bitwise equal to step_cost(replica, advance_decode(load, i)).
+
+    Exact while attn_pairs stays an integer below 2**53 (always, for sums of BatchLoad terms).
+    """
+    if load.num_tokens <= 0 or num_steps <= 0:
+        zeros = np.zeros(max(num_steps, 0))
+        return DecodeRunCosts(zeros, zeros.copy(), zeros.copy())
+    c = replica._constants or _constants(replica)
+    grown = np.arange(num_steps, dtype=np.int64) * load.num_seqs
+    kv_read = load.kv_read_tokens + grown
+    pairs = load.attn_pairs + grown
+    fixed_s, _, _, _, fixed_flops, fixed_bytes = _load_independent_terms(c, load.num_tokens, load.num_sampled)
+    attn_s, _, _, attn_flops, attn_bytes = _attention_terms(
+        c, pairs, kv_read, load.num_tokens, load.num_seqs, np.minimum, np.maximum
+    )
+    return DecodeRunCosts(
+        step_s=fixed_s + attn_s,
+        flops=fixed_flops + attn_flops,
+        hbm_bytes=fixed_bytes + attn_bytes,
+    )
+
+
+def decode_run_s(replica: ReplicaPerf, load: BatchLoad, num_steps: int) -> np.ndarray:
+    """Durations of `num_steps` consecutive decode steps from `load` (see decode_run_costs)."""
+    return decode_run_costs(replica, load, num_steps).step_s

@@ -1,0 +1,284 @@
+"""Step time against hand arithmetic (formulas written out from the spec figures), and
+hypothesis properties: monotone in load, above the roofline, faster chips never slower,
+fast-forwarded decode runs bitwise equal to step-by-step costs."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clustersim.perf import (
+    BatchLoad,
+    ReplicaPerf,
+    advance_decode,
+    decode_run_costs,
+    decode_run_s,
+    kv_bytes_per_token,
+    kv_replication,
+    step_cost,
+    step_time_s,
+)
+from perf_specs import DEEPSEEK_V3, GPT_OSS_120B, H100, H200, LLAMA_8B, LLAMA_70B, TEST_EFF
+
+REL = 1e-12
+
+
+def decode_load(num_seqs: int, context: int) -> BatchLoad:
+    """num_seqs sequences each with `context` cached tokens computing one more (n = 1)."""
+    return BatchLoad(
+        num_tokens=num_seqs, num_seqs=num_seqs, num_sampled=num_seqs,
+        attn_pairs=float(num_seqs * (context + 1)), kv_read_tokens=num_seqs * (context + 1),
+    )
+
+
+def ring_all_reduce_s(num_bytes, n, bw, latency):
+    return 2 * (n - 1) / n * num_bytes / bw + 2 * (n - 1) * latency
+
+
+def test_llama_70b_decode_on_8xh200_tp8():
+    replica = ReplicaPerf(H200, LLAMA_70B, tp=8, efficiency=TEST_EFF)
+    num_seqs, context = 64, 2048
+    cost = step_cost(replica, decode_load(num_seqs, context))
+
+    h, layers, vocab = 8192, 80, 128256
+    attn_params = layers * (2 * h * 64 * 128 + 2 * h * 8 * 128)
+    ffn_params = layers * 3 * h * 28672
+    norms = layers * 2 * h + h
+    lm_head = vocab * h
+    dense_flops = 2 * (attn_params + ffn_params) * num_seqs + 2 * lm_head * num_seqs
+    dense_bytes = 2 * (attn_params + ffn_params + norms + lm_head)  # bf16, embedding table not read
+    gemm_rate = 989e12 * 0.5 * 8  # bf16 peak x eff.compute x tp
+    mem_rate = 4.8e12 * 0.8 * 8  # HBM bw x eff.memory x tp
+    dense_s = max(dense_flops / gemm_rate, dense_bytes / mem_rate)
+    assert dense_s == dense_bytes / mem_rate  # decode is memory-bound
+
+    pairs = kv_read = num_seqs * (context + 1)
+    attn_flops = 4 * 64 * 128 * pairs * layers
+    attn_bytes = kv_read * (2 * layers * 8 * 128 * 2)  # 327,680 B of KV per token
+    attn_s = max(attn_flops / (989e12 * 0.4 * 8), attn_bytes / mem_rate)
+
+    # two all-reduces per layer of T x hidden x 2 bytes over 8 ranks at 0.8 x 450 GB/s
+    comm_s = 2 * layers * ring_all_reduce_s(num_seqs * h * 2, 8, 450e9 * 0.8, 1e-6)
+    overhead_s = 1e-3 + layers * 1e-5
+
+    assert cost.step_s == pytest.approx(overhead_s + comm_s + dense_s + attn_s, rel=REL)
+    assert cost.comm_s == pytest.approx(comm_s, rel=REL)
+    assert cost.overhead_s == pytest.approx(overhead_s, rel=REL)
+    assert cost.flops == pytest.approx(dense_flops + attn_flops, rel=REL)
+    assert cost.hbm_bytes == pytest.approx(dense_bytes + attn_bytes, rel=REL)
+    assert cost.hbm_util == pytest.approx((dense_bytes + attn_bytes) / (cost.step_s * 4.8e12 * 8), rel=REL)
+    assert cost.compute_util == pytest.approx((dense_flops + attn_flops) / (cost.step_s * 989e12 * 8), rel=REL)
+
+
+def test_llama_8b_prefill_2k_on_h100_is_compute_bound():
+    replica = ReplicaPerf(H100, LLAMA_8B, efficiency=TEST_EFF)
+    load = BatchLoad.of_request(num_new=2048, num_cached=0, is_prefill=True, samples=True)
+    cost = step_cost(replica, load)
+
+    h, layers, vocab = 4096, 32, 128256
+    linear_params = layers * (2 * h * 32 * 128 + 2 * h * 8 * 128 + 3 * h * 14336)
+    norms = layers * 2 * h + h
+    dense_flops = 2 * linear_params * 2048 + 2 * vocab * h * 1  # lm_head for the one sampled row
+    dense_bytes = 2 * (linear_params + norms + vocab * h)
+    assert dense_flops / (989e12 * 0.5) > dense_bytes / (3.35e12 * 0.8)
+    dense_s = dense_flops / (989e12 * 0.5)
+
+    pairs = 2048 * 2049 / 2  # causal: sum of 1..2048
+    attn_flops = 4 * 32 * 128 * pairs * layers
+    attn_bytes = 2048 * (2 * layers * 8 * 128 * 2)
+    attn_s = max(attn_flops / (989e12 * 0.4), attn_bytes / (3.35e12 * 0.8))
+    overhead_s = 1e-3 + layers * 1e-5  # tp = 1: no communication
+
+    assert cost.comm_s == 0.0
+    assert cost.step_s == pytest.approx(overhead_s + dense_s + attn_s, rel=REL)
+    assert cost.compute_util == pytest.approx((dense_flops + attn_flops) / (cost.step_s * 989e12), rel=REL)
+    assert cost.compute_util > 0.4
+
+
+def test_deepseek_v3_decode_on_8xh200_tp8_ep8():
+    replica = ReplicaPerf(H200, DEEPSEEK_V3, tp=8, ep=8, efficiency=TEST_EFF)  # fp8 weights, bf16 KV
+    num_seqs, context = 32, 4096
+    cost = step_cost(replica, decode_load(num_seqs, context))
+
+    h, layers, moe_layers, vocab, heads = 7168, 61, 58, 129280, 128
+    attn = layers * (h * 1536 + 1536 * heads * 192 + h * 576 + 512 * heads * 256 + heads * 128 * h)
+    norms = layers * (2 * h + 1536 + 512) + h
+    dense_ffn = 3 * 3 * h * 18432
+    expert = 3 * h * 2048
+    shared = moe_layers * expert  # the shared expert is read and run every step
+    router = moe_layers * h * 256
+    lm_head = vocab * h
+    dense_flops = 2 * (attn + dense_ffn + shared + router) * num_seqs + 2 * lm_head * num_seqs
+    dense_bytes = 1 * (attn + dense_ffn + shared) + 2 * (norms + router + lm_head)  # fp8; bf16 kept
+    mem_rate = 4.8e12 * 0.8 * 8
+    dense_s = max(dense_flops / (1979e12 * 0.5 * 8), dense_bytes / mem_rate)
+
+    touched = 256 * (1 - (1 - 8 / 256) ** num_seqs)  # distinct experts per MoE layer, uniform routing
+    assert 220 > touched > 160
+    moe_bytes = touched * moe_layers * expert * 1
+    moe_flops = 2 * 8 * expert * moe_layers * num_seqs
+    moe_s = max(moe_flops / (1979e12 * 0.5 * 8), moe_bytes / mem_rate)
+
+    pairs = kv_read = num_seqs * (context + 1)
+    attn_flops = 2 * heads * (2 * 512 + 64) * pairs * layers  # absorbed MLA
+    kv_per_token = 61 * (512 + 64) * 2
+    assert kv_bytes_per_token(DEEPSEEK_V3, "bf16") == kv_per_token
+    attn_bytes = kv_read * kv_per_token * 8  # latent replicated on all 8 TP ranks
+    attn_s = max(attn_flops / (989e12 * 0.4 * 8), attn_bytes / mem_rate)
+
+    bw, lat = 450e9 * 0.8, 1e-6
+    all_reduces = (61 + 3) * ring_all_reduce_s(num_seqs * h * 2, 8, bw, lat)  # attention + 3 dense FFNs
+    a2a_bytes = num_seqs * 8 * h * 2 / 8  # each rank: its T/ep tokens x top-8 x hidden x 2 B
+    all_to_alls = 2 * moe_layers * (7 / 8 * a2a_bytes / bw + 7 * lat)  # dispatch + combine
+    overhead_s = 1e-3 + layers * 1e-5
+
+    expected = overhead_s + (all_reduces + all_to_alls) + (dense_s + moe_s) + attn_s
+    assert cost.step_s == pytest.approx(expected, rel=REL)
+    assert cost.hbm_bytes == pytest.approx(dense_bytes + moe_bytes + attn_bytes, rel=REL)
+    assert cost.flops == pytest.approx(dense_flops + moe_flops + attn_flops, rel=REL)
+
+
+def test_experts_touched_saturate():
+    replica = ReplicaPerf(H200, DEEPSEEK_V3, tp=8, efficiency=TEST_EFF)
+    one = step_cost(replica, BatchLoad(num_tokens=1, num_seqs=1, num_sampled=0, attn_pairs=1.0, kv_read_tokens=1))
+    many = step_cost(replica, BatchLoad(num_tokens=8192, num_seqs=1, num_sampled=0, attn_pairs=1.0,
+                                        kv_read_tokens=1))
+    expert_bytes = 3 * 7168 * 2048 * 58
+    kv = 61 * 576 * 2 * 8
+    non_expert = one.hbm_bytes - 8 * expert_bytes - kv  # one token touches exactly top-8 experts
+    assert many.hbm_bytes == pytest.approx(non_expert + 256 * expert_bytes + kv, rel=1e-9)
+
+
+def test_sliding_window_layers_read_at_most_the_window():
+    replica = ReplicaPerf(H100, GPT_OSS_120B, efficiency=TEST_EFF)
+    short = decode_load(64, 100)  # within the window: every layer reads all 101 tokens
+    long = decode_load(64, 4095)
+    per_layer = 2 * 8 * 64 * 2
+    diff = step_cost(replica, long).hbm_bytes - step_cost(replica, short).hbm_bytes
+    # full layers: 18 x 64 x (4096 - 101) more; sliding layers: 18 x (64 x 128 - 64 x 101) more
+    assert diff == pytest.approx(per_layer * (18 * 64 * (4096 - 101) + 18 * 64 * (128 - 101)), rel=1e-9)
+
+
+def test_pipeline_adds_stage_sends():
+    replica = ReplicaPerf(H100, LLAMA_70B, tp=4, pp=2, efficiency=TEST_EFF)
+    cost = step_cost(replica, decode_load(16, 1000))
+    bw, lat = 450e9 * 0.8, 1e-6
+    comm = 160 * ring_all_reduce_s(16 * 8192 * 2, 4, bw, lat) + (16 * 8192 * 2 / bw + lat)
+    assert cost.comm_s == pytest.approx(comm, rel=REL)
+
+
+def test_empty_step_costs_nothing():
+    replica = ReplicaPerf(H100, LLAMA_8B)
+    cost = step_cost(replica, BatchLoad())
+    assert cost.step_s == cost.overhead_s == cost.flops == cost.hbm_bytes == 0.0
+    assert step_time_s(replica, BatchLoad()) == 0.0
+    assert decode_run_s(replica, BatchLoad(), 3).tolist() == [0.0, 0.0, 0.0]
+
+
+# ---------------------------------------------------------------- properties
+
+REPLICAS = [
+    ReplicaPerf(H100, LLAMA_8B),
+    ReplicaPerf(H100, LLAMA_8B, tp=2, weight_dtype="fp8", kv_dtype="fp8"),
+    ReplicaPerf(H200, LLAMA_70B, tp=8),
+    ReplicaPerf(H100, LLAMA_70B, tp=4, pp=2),
+    ReplicaPerf(H200, DEEPSEEK_V3, tp=8, ep=8),
+    ReplicaPerf(H200, DEEPSEEK_V3, tp=8),
+    ReplicaPerf(H100, GPT_OSS_120B),
+    ReplicaPerf(H100, GPT_OSS_120B, tp=2, ep=2, kv_dtype="fp8"),
+]
+
+
+@st.composite
+def loads(draw):
+    num_seqs = draw(st.integers(1, 512))
+    num_tokens = num_seqs + draw(st.integers(0, 8192))
+    return BatchLoad(
+        num_tokens=num_tokens,
+        num_prefill_tokens=num_tokens - num_seqs,
+        num_seqs=num_seqs,
+        num_sampled=draw(st.integers(0, num_seqs)),
+        attn_pairs=float(num_tokens + draw(st.integers(0, 10**10))),
+        kv_read_tokens=num_tokens + draw(st.integers(0, 10**7)),
+    )
+
+
+@st.composite
+def decode_loads(draw):
+    num_seqs = draw(st.integers(1, 512))
+    extra = draw(st.integers(0, 10**7))
+    return BatchLoad(num_tokens=num_seqs, num_seqs=num_seqs, num_sampled=num_seqs,
+                     attn_pairs=float(num_seqs + extra + draw(st.integers(0, 1000))),
+                     kv_read_tokens=num_seqs + extra)
+
+
+@settings(max_examples=300, deadline=None)
+@given(replica=st.sampled_from(REPLICAS), load=loads(), field=st.sampled_from(
+    ["num_tokens", "kv_read_tokens", "attn_pairs"]), delta=st.integers(0, 10**6))
+def test_step_time_monotone_in_load(replica, load, field, delta):
+    more = replace(load, **{field: getattr(load, field) + delta})
+    assert step_cost(replica, more).step_s >= step_cost(replica, load).step_s
+
+
+@settings(max_examples=300, deadline=None)
+@given(replica=st.sampled_from(REPLICAS), load=loads())
+def test_never_below_roofline_and_utilization_at_most_one(replica, load):
+    cost = step_cost(replica, load)
+    chip, chips = replica.chip, replica.num_chips
+    best_peak = max(chip.peak_flops_s(replica.weight_dtype), chip.peak_flops_s("bf16"))
+    assert cost.step_s >= cost.hbm_bytes / (chip.hbm_bw_bytes_s * chips)
+    assert cost.step_s >= cost.flops / (best_peak * chips)
+    assert cost.step_s >= max(cost.compute_s, cost.memory_s) + cost.comm_s + cost.overhead_s - 1e-15
+    assert 0.0 < cost.hbm_util <= 1.0 and 0.0 < cost.compute_util <= 1.0
+    assert step_time_s(replica, load) == cost.step_s
+
+
+@settings(max_examples=200, deadline=None)
+@given(replica=st.sampled_from(REPLICAS[:4]), load=loads())
+def test_dense_models_never_below_independent_roofline(replica, load):
+    """Bounds from the spec alone: weights read (bar the embedding table, and the lm_head when
+    nothing is sampled), KV read, 2 FLOPs per weight per row, 4 H d per pair per layer."""
+    m, chip, chips = replica.model, replica.chip, replica.num_chips
+    b = 2.0 if replica.weight_dtype == "bf16" else 1.0
+    vh = m.vocab_size * m.hidden_size
+    body = m.num_layers * (2 * m.hidden_size * (m.num_heads + m.num_kv_heads) * m.head_dim
+                           + 3 * m.hidden_size * m.intermediate_size)
+    weights_read = body * b + (2 * vh if load.num_sampled else 0)
+    kv = load.kv_read_tokens * kv_bytes_per_token(m, replica.kv_dtype) * kv_replication(m, replica.tp)
+    attn_flops = 4 * m.num_heads * m.head_dim * load.attn_pairs * m.num_layers
+    flops = 2 * body * load.num_tokens + 2 * vh * load.num_sampled + attn_flops
+    step = step_cost(replica, load).step_s
+    assert step >= (weights_read + kv) / (chip.hbm_bw_bytes_s * chips) * (1 - 1e-12)
+    assert step >= flops / (chip.peak_flops_s(replica.weight_dtype) * chips) * (1 - 1e-12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(replica=st.sampled_from(REPLICAS), load=loads(), factor=st.floats(1.0, 10.0))
+def test_faster_chip_never_slower(replica, load, factor):
+    c = replica.chip
+    fast_chip = replace(c, hbm_bw_bytes_s=c.hbm_bw_bytes_s * factor, bf16_flops_s=c.bf16_flops_s * factor,
+                        fp8_flops_s=c.fp8_flops_s * factor, fp4_flops_s=c.fp4_flops_s * factor,
+                        scaleup_bw_bytes_s=c.scaleup_bw_bytes_s * factor)
+    fast = ReplicaPerf(fast_chip, replica.model, tp=replica.tp, ep=replica.ep, pp=replica.pp,
+                       weight_dtype=replica.weight_dtype, kv_dtype=replica.kv_dtype)
+    assert step_cost(fast, load).step_s <= step_cost(replica, load).step_s
+
+
+@settings(max_examples=200, deadline=None)
+@given(replica=st.sampled_from(REPLICAS), load=decode_loads(), num_steps=st.integers(1, 64))
+def test_decode_run_equals_repeated_step_cost_bitwise(replica, load, num_steps):
+    run = decode_run_costs(replica, load, num_steps)
+    step_load = load
+    for i in range(num_steps):
+        cost = step_cost(replica, step_load)
+        assert run.step_s[i] == cost.step_s
+        assert run.flops[i] == cost.flops
+        assert run.hbm_bytes[i] == cost.hbm_bytes
+        assert step_load == advance_decode(load, i)
+        # the engine grows each context by one token per step
+        step_load = replace(step_load, attn_pairs=step_load.attn_pairs + step_load.num_seqs,
+                            kv_read_tokens=step_load.kv_read_tokens + step_load.num_seqs)
+    assert np.array_equal(decode_run_s(replica, load, num_steps), run.step_s)
+    assert np.all(np.diff(run.step_s) >= 0)
