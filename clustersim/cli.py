@@ -1,0 +1,154 @@
+"""The `clustersim` command line: parse, call a library function, print where results went.
+
+Every input error (ClusterSimError) becomes one red line per problem on stderr and exit
+code 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from clustersim.errors import ClusterSimError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Simulate LLM-serving clusters.")
+topology_app = typer.Typer(no_args_is_help=True, help="Look at interconnect topologies.")
+app.add_typer(topology_app, name="topology")
+out = Console()
+err = Console(stderr=True)
+
+DEFAULT_SCENARIO = Path(__file__).parent / "scenarios" / "default.yaml"
+
+
+@app.command()
+def run(
+    scenario: Path = typer.Argument(DEFAULT_SCENARIO, help="Scenario YAML (default: the bundled one)."),
+    out_dir: Path = typer.Option(Path("runs/latest"), "--out", help="Run directory to write."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Override the scenario's seed."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Run one scenario and write requests.arrow, steps.arrow, summary.json, manifest.json."""
+    from clustersim.scenario import load_scenario
+    from clustersim.simulate import simulate
+
+    if seed is not None and seed < 0:
+        raise ClusterSimError(f"--seed={seed}, must be an integer >= 0")
+    loaded = load_scenario(scenario, {"seed": seed} if seed is not None else None)
+    if quiet:
+        result = simulate(loaded, out_dir, where=str(scenario))
+    else:
+        with Progress(TextColumn("simulated"), BarColumn(), TextColumn("{task.fields[now]}"), TimeElapsedColumn(), console=err, transient=True) as bar:
+            task = bar.add_task("sim", total=1.0, now="")
+            result = simulate(
+                loaded,
+                out_dir,
+                progress=lambda now, total: bar.update(task, completed=now / total if total else 1.0, now=f"{now:,.1f} s"),
+                where=str(scenario),
+            )
+    _print_summary(result.summary)
+    out.print(f"wrote {result.out_dir}  ({result.num_requests} requests, {result.num_steps} engine steps, {result.wall_s:.1f} s wall)")
+
+
+def _print_summary(summary: dict) -> None:
+    table = Table(title="summary", show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    dep = summary.get("deployment", {})
+    table.add_row("deployment", f"{dep.get('num_replicas')} x {dep.get('chips_per_replica')} {dep.get('chip')} serving {dep.get('model')}")
+    for key, label in (("ttft_s", "TTFT"), ("tpot_s", "TPOT"), ("e2e_s", "end-to-end")):
+        stats = summary.get(key) or {}
+        if stats.get("p50") is not None:
+            table.add_row(f"{label} p50 / p99", f"{stats['p50'] * 1e3:,.1f} / {stats['p99'] * 1e3:,.1f} ms")
+    for key, label in (
+        ("output_tokens_per_s", "output tokens/s"),
+        ("output_tokens_per_s_per_chip", "output tokens/s per chip"),
+        ("slo_attainment", "SLO attainment"),
+    ):
+        value = _find(summary, key)
+        if value is not None:
+            table.add_row(label, f"{value:,.3f}" if value < 10 else f"{value:,.0f}")
+    out.print(table)
+
+
+def _find(summary: dict, key: str):
+    if key in summary:
+        return summary[key]
+    for value in summary.values():
+        if isinstance(value, dict) and key in value:
+            return value[key]
+    return None
+
+
+@app.command()
+def validate(scenario: Path = typer.Argument(..., help="Scenario YAML to check.")) -> None:
+    """Check a scenario (schema, catalog names, parallelism, memory fit) without running it."""
+    from clustersim.build import build
+    from clustersim.scenario import load_scenario
+
+    built = build(load_scenario(scenario), str(scenario))
+    out.print(
+        f"{scenario}: ok — {built.scenario.deployment.num_replicas} x {built.replica.num_chips} {built.chip.name} "
+        f"serving {built.model.name}, KV capacity {built.kv_capacity_tokens:,} tokens per replica"
+    )
+
+
+@app.command()
+def catalog(
+    catalog_dir: list[Path] = typer.Option([], "--dir", help="Extra directory of chip/model specs."),
+) -> None:
+    """List the chips and models clustersim knows, with their key figures."""
+    from clustersim.catalog import load_catalog
+    from clustersim.perf import active_param_count, kv_bytes_per_token, param_count
+
+    cat = load_catalog(catalog_dir)
+    chips = Table(title="chips")
+    for column in ("name", "family", "HBM GB", "HBM TB/s", "BF16 TFLOPS", "FP8 TFLOPS", "FP4 TFLOPS", "scale-up GB/s", "domain"):
+        chips.add_column(column, justify="left" if column in ("name", "family") else "right")
+    for chip in sorted(cat.chips.values(), key=lambda c: c.name):
+        chips.add_row(
+            chip.name, chip.family, f"{chip.hbm_bytes / 1e9:,.0f}", f"{chip.hbm_bw_bytes_s / 1e12:.2f}",
+            f"{chip.bf16_flops_s / 1e12:,.0f}", f"{chip.fp8_flops_s / 1e12:,.0f}", f"{chip.fp4_flops_s / 1e12:,.0f}",
+            f"{chip.scaleup_bw_bytes_s / 1e9:,.0f}", str(chip.scaleup_domain),
+        )
+    out.print(chips)
+    models = Table(title="models")
+    for column in ("name", "attention", "layers", "params B", "active B", "KV kB/token (bf16)", "weights"):
+        models.add_column(column, justify="left" if column in ("name", "attention", "weights") else "right")
+    for model in sorted(cat.models.values(), key=lambda m: m.name):
+        moe = f" MoE {model.num_experts}x top-{model.num_experts_per_tok}" if model.is_moe else ""
+        models.add_row(
+            model.name, model.attention + moe, str(model.num_layers), f"{param_count(model) / 1e9:,.1f}",
+            f"{active_param_count(model) / 1e9:,.1f}", f"{kv_bytes_per_token(model, 'bf16') / 1e3:,.1f}", model.weight_dtype,
+        )
+    out.print(models)
+
+
+@topology_app.command("show")
+def topology_show(
+    name: str = typer.Argument(..., help="Topology name (see topologies/) or file path."),
+    picture: Optional[Path] = typer.Option(None, "--picture", help="Write an HTML/PNG picture here."),
+) -> None:
+    """Summarize a topology: chips, links, bisection bandwidth, diameter."""
+    from clustersim.topology import show_topology
+
+    out.print(show_topology(name, picture))
+
+
+def main() -> None:
+    """Entry point: run the typer app, turning input errors into clean messages."""
+    try:
+        app()
+    except ClusterSimError as exc:
+        for line in str(exc).splitlines() or ["error"]:
+            err.print(f"[red]error:[/red] {line}", highlight=False, markup=True, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""One replica's engine as a SimPy process: plan a step, wait its duration, commit, repeat.
+
+Who runs is `Batcher.plan_step()`; how long is the `StepTimer` (a pure perf model bound
+to the replica). Both are tested without SimPy; this process only holds time.
+
+Fast-forward: when the batcher says a pure-decode batch will repeat unchanged for k
+steps, the engine computes all k durations at once and waits once. An arrival during the
+span interrupts it; the step in progress completes and the span is cut there, so the
+records equal those of stepping one by one (tests check this). Times are summed
+sequentially from the span start exactly as single steps would be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import simpy
+
+from clustersim.perf.load import BatchLoad
+from clustersim.serving.batcher import Batcher, StepPlan
+from clustersim.serving.request import Request
+
+
+class StepTimer(Protocol):
+    """How long steps take on one replica (a pure perf model behind a narrow interface)."""
+
+    def step(self, load: BatchLoad) -> tuple[float, float, float, float, float]:
+        """(step_s, flops, hbm_bytes, compute_util, hbm_util) of one step."""
+        ...
+
+    def decode_run(self, load: BatchLoad, num_steps: int) -> tuple[np.ndarray, ...]:
+        """Arrays (step_s, flops, hbm_bytes, compute_util, hbm_util) for num_steps decode
+        steps starting at `load`, each equal to `step` on the successive loads."""
+        ...
+
+
+StepSink = Callable[[dict[str, Any]], None]
+"""Receives step records as columns (numpy arrays or 1-element lists)."""
+
+
+@dataclass(slots=True)
+class _Span:
+    plan: StepPlan
+    start_s: float
+    ends_s: np.ndarray
+    costs: tuple[np.ndarray, ...]
+    kv_used: np.ndarray
+    num_waiting: int
+
+
+class Engine:
+    """A replica serving requests: owns its Batcher and its SimPy process."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        replica_id: int,
+        batcher: Batcher,
+        timer: StepTimer,
+        on_finish: Callable[[Request], None],
+        on_steps: StepSink | None = None,
+        fast_forward: bool = True,
+        max_span_steps: int = 2048,
+    ) -> None:
+        self.env = env
+        self.replica_id = replica_id
+        self.batcher = batcher
+        self.timer = timer
+        self.on_finish = on_finish
+        self.on_steps = on_steps
+        self.fast_forward = fast_forward
+        self.max_span_steps = max_span_steps
+        self.num_steps = 0
+        self.busy_s = 0.0
+        self._wake: simpy.Event | None = None
+        self._span: _Span | None = None
+        self._clock = 0.0
+        self.process = env.process(self._run())
+
+    def submit(self, request: Request) -> None:
+        """Hand a request to this replica (called by the router at its arrival time)."""
+        request.replica = self.replica_id
+        self.batcher.admit(request)
+        if self._wake is not None and not self._wake.triggered:
+            self._wake.succeed()
+        elif self._span is not None:
+            self.process.interrupt("arrival")
+
+    def _run(self) -> Generator[simpy.Event, Any, None]:
+        env = self.env
+        while True:
+            if self.batcher.idle:
+                self._wake = env.event()
+                yield self._wake
+                self._wake = None
+                self._clock = env.now
+            start_s = self._clock  # the end of our last step, or the wake-up instant
+            plan = self.batcher.plan_step()
+            assert plan is not None, "router only routes requests that fit an empty replica"
+            num_steps = self.batcher.span_length(plan, self.max_span_steps) if self.fast_forward else 1
+            span = self._make_span(plan, start_s, num_steps)
+            num_done = num_steps
+            self._span = span if num_steps > 1 else None
+            try:
+                yield env.timeout(max(0.0, span.ends_s[-1] - env.now))
+            except simpy.Interrupt:
+                num_done = int(np.searchsorted(span.ends_s, env.now, side="left")) + 1
+                num_done = min(num_done, num_steps)
+                self._span = None
+                yield from self._sleep_until(float(span.ends_s[num_done - 1]))
+            self._span = None
+            self._commit(span, num_done)
+
+    def _sleep_until(self, time_s: float) -> Generator[simpy.Event, Any, None]:
+        """Wait until time_s, ignoring further interrupts (the step in progress must end)."""
+        while True:
+            try:
+                yield self.env.timeout(max(0.0, time_s - self.env.now))
+                return
+            except simpy.Interrupt:
+                continue
+
+    def _make_span(self, plan: StepPlan, start_s: float, num_steps: int) -> _Span:
+        if num_steps == 1:
+            costs = tuple(np.array([value]) for value in self.timer.step(plan.load))
+            kv_used = np.array([self.batcher.kv.num_used_blocks])
+        else:
+            costs = self.timer.decode_run(plan.load, num_steps)
+            kv_used = self.batcher.kv_used_in_span(num_steps)
+        ends = np.cumsum(np.concatenate(([start_s], costs[0])))[1:]
+        return _Span(plan, start_s, ends, costs, kv_used, len(self.batcher.waiting))
+
+    def _commit(self, span: _Span, num_done: int) -> None:
+        end_s = float(span.ends_s[num_done - 1])
+        if num_done == 1:
+            finished = self.batcher.commit(span.plan, end_s)
+        else:
+            finished = self.batcher.commit_span(num_done, end_s)
+        self._clock = end_s
+        self.num_steps += num_done
+        self.busy_s += end_s - span.start_s
+        if self.on_steps is not None:
+            self.on_steps(self._step_columns(span, num_done))
+        for request in finished:
+            self.on_finish(request)
+
+    def _step_columns(self, span: _Span, num_done: int) -> dict[str, Any]:
+        load = span.plan.load
+        starts = np.concatenate(([span.start_s], span.ends_s[: num_done - 1]))
+        step_s, flops, hbm_bytes, compute_util, hbm_util = (c[:num_done] for c in span.costs)
+        decode_tokens = span.plan.num_decode_tokens
+        return {
+            "start_s": starts,
+            "replica": np.full(num_done, self.replica_id, dtype=np.int32),
+            "step_s": step_s,
+            "num_seqs": np.full(num_done, load.num_seqs, dtype=np.int32),
+            "num_prefill_tokens": np.full(num_done, load.num_prefill_tokens, dtype=np.int32),
+            "num_decode_tokens": np.full(num_done, decode_tokens, dtype=np.int32),
+            "flops": flops,
+            "hbm_bytes": hbm_bytes,
+            "compute_util": compute_util.astype(np.float32),
+            "hbm_util": hbm_util.astype(np.float32),
+            "kv_blocks_used": span.kv_used[:num_done].astype(np.int32),
+            "kv_blocks_total": np.full(num_done, self.batcher.kv.num_total_blocks, dtype=np.int32),
+            "num_waiting": np.full(num_done, span.num_waiting, dtype=np.int32),
+        }
+
+    def finalize(self, horizon_s: float) -> None:
+        """At a horizon, commit the steps of a running span that ended strictly before it
+        (exactly what single stepping would have committed)."""
+        span = self._span
+        if span is None:
+            return
+        num_done = int(np.searchsorted(span.ends_s, horizon_s, side="left"))
+        self._span = None
+        if num_done > 0:
+            self._commit(span, num_done)

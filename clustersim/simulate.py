@@ -1,0 +1,220 @@
+"""One run: build the replicas, feed the workload through the router, stream the records.
+
+Wiring only. How long a step takes is the perf model's business; who runs in a step is the
+batcher's; this module connects the SimPy processes and the Arrow writers, and writes the
+run directory: requests.arrow and steps.arrow as the run goes, then summary.json, then
+manifest.json last (a run directory without a manifest is incomplete).
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import simpy
+
+import clustersim
+from clustersim.build import Built, build
+from clustersim.errors import ScenarioError
+from clustersim.records import REQUESTS, STEPS, ArrowWriter, request_row, summarize, write_json_atomic
+from clustersim.scenario import Scenario
+from clustersim.serving.batcher import Batcher
+from clustersim.serving.clock import arrival_timeout
+from clustersim.serving.engine import Engine
+from clustersim.serving.kv_cache import KVCache
+from clustersim.serving.request import Request, RequestSpec, Status
+from clustersim.serving.router import Router
+from clustersim.serving.sources import RequestSource, make_source
+from clustersim.serving.timing import PerfTimer
+
+SPAWN_KEYS = {"workload": 0, "lengths": 1, "router": 2, "failures": 3}
+"""Fixed child-stream keys of the run's SeedSequence: adding a component never shifts another's stream."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    out_dir: Path
+    summary: dict[str, Any]
+    num_requests: int
+    num_steps: int
+    wall_s: float
+
+
+def rng_for(seed: int, component: str) -> np.random.Generator:
+    """The component's own generator, from the run seed and a fixed spawn key."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(SPAWN_KEYS[component],)))
+
+
+class _Run:
+    """State of one simulation: engines, router, source, writers."""
+
+    def __init__(self, built: Built, out_dir: Path) -> None:
+        scenario = built.scenario
+        self.built = built
+        self.env = simpy.Environment()
+        self.source: RequestSource = make_source(scenario, rng_for(scenario.seed, "workload"), rng_for(scenario.seed, "lengths"))
+        meta = {"scenario": scenario.name, "seed": str(scenario.seed), "clustersim_version": clustersim.__version__}
+        self.requests_out = ArrowWriter(out_dir / "requests.arrow", REQUESTS, metadata=meta)
+        self.steps_out = ArrowWriter(out_dir / "steps.arrow", STEPS, metadata=meta) if scenario.run.record_steps else None
+        self.router = Router(scenario.router.policy, scenario.deployment.num_replicas)
+        timer = PerfTimer(built.replica)
+        self.engines = [
+            Engine(
+                self.env,
+                replica_id,
+                Batcher(
+                    KVCache(built.num_kv_blocks, scenario.engine.block_size),
+                    max_num_batched_tokens=scenario.engine.max_num_batched_tokens,
+                    max_num_seqs=scenario.engine.max_num_seqs,
+                ),
+                timer,
+                on_finish=self._finished,
+                on_steps=self.steps_out.extend if self.steps_out is not None else None,
+                fast_forward=scenario.engine.fast_forward,
+            )
+            for replica_id in range(scenario.deployment.num_replicas)
+        ]
+        self.max_tokens = min(built.kv_capacity_tokens, built.num_kv_blocks * scenario.engine.block_size)
+        self.num_recorded = 0
+        self.last_event_s = 0.0
+
+    def start(self) -> None:
+        self.env.process(self._arrivals(self.source.initial()))
+
+    def _arrivals(self, specs: Iterable[RequestSpec]) -> Any:
+        """Release requests at their arrival times (arrival priority: see serving.clock)."""
+        for spec in specs:
+            if spec.arrival_s > self.env.now:
+                yield arrival_timeout(self.env, spec.arrival_s - self.env.now)
+            self._dispatch(spec)
+
+    def _dispatch(self, spec: RequestSpec) -> None:
+        request = Request(spec)
+        need = spec.num_prompt_tokens + spec.num_output_tokens - 1
+        if need > self.max_tokens or spec.num_prompt_tokens + spec.num_output_tokens > self.built.model.max_context:
+            request.status = Status.REJECTED
+            self._record(request)
+            self._next_from_client(request)
+            return
+        replica = self.router.choose(range(len(self.engines)))
+        self.router.dispatched(replica, spec.num_prompt_tokens + spec.num_output_tokens)
+        self.engines[replica].submit(request)
+
+    def _finished(self, request: Request) -> None:
+        request.status = Status.FINISHED
+        self.router.finished(request.replica, request.spec.num_prompt_tokens + request.spec.num_output_tokens)
+        self._record(request)
+        self._next_from_client(request)
+
+    def _next_from_client(self, request: Request) -> None:
+        spec = self.source.next_after(request.spec, self.env.now)
+        if spec is not None:
+            self.env.process(self._arrivals((spec,)))
+
+    def _record(self, request: Request) -> None:
+        self.requests_out.append(**request_row(request))
+        self.num_recorded += 1
+        self.last_event_s = max(self.last_event_s, self.env.now)
+
+    def finish(self, horizon_s: float | None) -> None:
+        """Close the books: spans cut at the horizon, unfinished requests recorded."""
+        if horizon_s is not None:
+            for engine in self.engines:
+                engine.finalize(horizon_s)
+        for engine in self.engines:
+            for request in [*engine.batcher.running, *engine.batcher.waiting]:
+                request.status = Status.UNFINISHED
+                self._record(request)
+
+
+ProgressFn = Callable[[float, float], None]
+
+
+def simulate(scenario: Scenario, out_dir: str | Path, progress: ProgressFn | None = None, where: str = "scenario") -> RunResult:
+    """Run a scenario and write its run directory; returns the summary."""
+    wall_start = time.perf_counter()
+    built = build(scenario, where)
+    out = Path(out_dir)
+    _prepare_out_dir(out)
+    run = _Run(built, out)
+    try:
+        run.start()
+        horizon = scenario.run.max_sim_s
+        _advance(run.env, horizon, run.source.expected_span_s(), progress)
+        run.finish(horizon)
+        req_stats = run.requests_out.close()
+        step_stats = run.steps_out.close() if run.steps_out is not None else None
+    except BaseException:
+        run.requests_out.abort()
+        if run.steps_out is not None:
+            run.steps_out.abort()
+        raise
+    summary = summarize(
+        out / "requests.arrow",
+        out / "steps.arrow" if step_stats is not None else None,
+        num_chips=built.num_chips,
+        slo_ttft_s=scenario.slo.ttft_s,
+        slo_tpot_s=scenario.slo.tpot_s,
+    )
+    summary["deployment"] = {
+        "chip": built.chip.name,
+        "model": built.model.name,
+        "num_replicas": scenario.deployment.num_replicas,
+        "chips_per_replica": built.replica.num_chips,
+        "num_chips": built.num_chips,
+        "kv_capacity_tokens_per_replica": built.kv_capacity_tokens,
+        "weight_dtype": built.replica.weight_dtype,
+        "kv_dtype": built.replica.kv_dtype,
+    }
+    summary["simulated_s"] = run.env.now
+    write_json_atomic(out / "summary.json", summary)
+    num_steps = sum(e.num_steps for e in run.engines)
+    wall_s = time.perf_counter() - wall_start
+    manifest = {
+        "clustersim_version": clustersim.__version__,
+        "python": platform.python_version(),
+        "seed": scenario.seed,
+        "scenario": scenario.model_dump(mode="json"),
+        "files": {
+            "requests.arrow": {"rows": req_stats.num_rows, "bytes": req_stats.num_bytes},
+            **({"steps.arrow": {"rows": step_stats.num_rows, "bytes": step_stats.num_bytes}} if step_stats else {}),
+            "summary.json": {},
+        },
+        "num_engine_steps": num_steps,
+        "wall_s": wall_s,
+    }
+    write_json_atomic(out / "manifest.json", manifest)
+    return RunResult(out, summary, req_stats.num_rows, num_steps, wall_s)
+
+
+def _prepare_out_dir(out: Path) -> None:
+    """Create the run directory; an old manifest goes first so a half-rewritten run never looks whole."""
+    if out.exists() and not out.is_dir():
+        raise ScenarioError(f"--out {out}: exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "manifest.json").unlink(missing_ok=True)
+
+
+def _advance(env: simpy.Environment, horizon_s: float | None, expected_s: float, progress: ProgressFn | None) -> None:
+    """Run to the horizon (or until no event is left), reporting simulated time."""
+    if progress is None:
+        env.run(until=horizon_s)
+        return
+    target = horizon_s if horizon_s is not None else max(expected_s, 1e-9)
+    num_chunks = 100
+    for index in range(1, num_chunks + 1):
+        until = target * index / num_chunks
+        if env.peek() == math.inf:
+            break
+        if until > env.now:
+            env.run(until=until)
+        progress(env.now, target)
+    if horizon_s is None:
+        env.run()
+    progress(env.now, max(env.now, target))

@@ -1,0 +1,103 @@
+"""A small harness that runs the serving engine without catalog or files: a fake linear
+step timer, a router, and in-memory records. Used by the engine property tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import simpy
+
+from clustersim.perf.load import BatchLoad
+from clustersim.serving.batcher import Batcher
+from clustersim.serving.clock import arrival_timeout
+from clustersim.serving.engine import Engine
+from clustersim.serving.kv_cache import KVCache
+from clustersim.serving.request import Request, RequestSpec, Status
+from clustersim.serving.router import Router
+
+
+@dataclass(frozen=True)
+class LinearTimer:
+    """step_s = base + per_token x tokens + per_kv x kv_read_tokens (decode_run: same ops)."""
+
+    base_s: float = 0.01
+    per_token_s: float = 1e-4
+    per_kv_s: float = 1e-6
+
+    def step(self, load: BatchLoad):
+        s = self.base_s + self.per_token_s * load.num_tokens + self.per_kv_s * load.kv_read_tokens
+        return (s, float(load.num_tokens), float(load.kv_read_tokens), 0.5, 0.5)
+
+    def decode_run(self, load: BatchLoad, num_steps: int):
+        kv = load.kv_read_tokens + np.arange(num_steps, dtype=np.int64) * load.num_seqs
+        s = self.base_s + self.per_token_s * load.num_tokens + self.per_kv_s * kv
+        return (s, np.full(num_steps, float(load.num_tokens)), kv.astype(float), np.full(num_steps, 0.5), np.full(num_steps, 0.5))
+
+
+@dataclass
+class Outcome:
+    requests: list[Request] = field(default_factory=list)
+    steps: dict[str, list] = field(default_factory=dict)
+    rejected: list[Request] = field(default_factory=list)
+
+    def step_column(self, name: str) -> np.ndarray:
+        parts = self.steps.get(name, [])
+        return np.concatenate(parts) if parts else np.empty(0)
+
+
+def run_serving(
+    specs: list[RequestSpec],
+    *,
+    num_replicas: int = 1,
+    num_blocks: int = 1000,
+    block_size: int = 16,
+    max_num_batched_tokens: int = 512,
+    max_num_seqs: int = 64,
+    fast_forward: bool = True,
+    policy: str = "least_outstanding_tokens",
+    timer: LinearTimer = LinearTimer(),
+    horizon_s: float | None = None,
+) -> Outcome:
+    env = simpy.Environment()
+    outcome = Outcome()
+    router = Router(policy, num_replicas)
+
+    def on_steps(columns):
+        for key, value in columns.items():
+            outcome.steps.setdefault(key, []).append(np.asarray(value))
+
+    def on_finish(request: Request):
+        request.status = Status.FINISHED
+        router.finished(request.replica, request.spec.num_prompt_tokens + request.spec.num_output_tokens)
+        outcome.requests.append(request)
+
+    engines = [
+        Engine(env, i, Batcher(KVCache(num_blocks, block_size), max_num_batched_tokens, max_num_seqs), timer,
+               on_finish, on_steps, fast_forward=fast_forward)
+        for i in range(num_replicas)
+    ]
+
+    def arrivals():
+        for spec in specs:
+            if spec.arrival_s > env.now:
+                yield arrival_timeout(env, spec.arrival_s - env.now)
+            request = Request(spec)
+            if spec.num_prompt_tokens + spec.num_output_tokens - 1 > num_blocks * block_size:
+                request.status = Status.REJECTED
+                outcome.rejected.append(request)
+                continue
+            replica = router.choose(range(num_replicas))
+            router.dispatched(replica, spec.num_prompt_tokens + spec.num_output_tokens)
+            engines[replica].submit(request)
+
+    env.process(arrivals())
+    env.run(until=horizon_s)
+    if horizon_s is not None:
+        for engine in engines:
+            engine.finalize(horizon_s)
+        for engine in engines:
+            for request in [*engine.batcher.running, *engine.batcher.waiting]:
+                request.status = Status.UNFINISHED
+                outcome.requests.append(request)
+    return outcome

@@ -1,0 +1,136 @@
+"""The serving engine: exact hand-computed timelines, then invariants over random workloads."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clustersim.serving.request import RequestSpec, Status
+from serving_harness import LinearTimer, run_serving
+
+ONE_SECOND = LinearTimer(base_s=1.0, per_token_s=0.0, per_kv_s=0.0)
+
+
+def test_single_request_timeline_by_hand():
+    # prompt 3 tokens, 4 outputs, budget 2: steps compute [2], [1 -> sample #1], then 3 decodes.
+    spec = RequestSpec(0, arrival_s=0.5, num_prompt_tokens=3, num_output_tokens=4)
+    outcome = run_serving([spec], max_num_batched_tokens=2, timer=ONE_SECOND, fast_forward=False)
+    (request,) = outcome.requests
+    assert request.first_token_s == 0.5 + 2  # two prefill steps of 1 s each
+    assert request.finish_s == 0.5 + 5  # plus three decode steps
+    assert request.num_generated == 4
+    assert list(outcome.step_column("num_prefill_tokens")) == [2, 1, 0, 0, 0]
+    assert list(outcome.step_column("start_s")) == [0.5, 1.5, 2.5, 3.5, 4.5]
+
+
+def test_arrival_at_step_end_is_seen_by_next_plan():
+    # Step of request 0 ends at t=1.0 exactly when request 1 arrives: the tie rule says
+    # the plan at t=1.0 already includes request 1 (both decode/prefill together).
+    specs = [RequestSpec(0, 0.0, 1, 3), RequestSpec(1, 1.0, 1, 1)]
+    for fast in (False, True):
+        outcome = run_serving(specs, timer=ONE_SECOND, fast_forward=fast)
+        finish = {r.request_id: r.finish_s for r in outcome.requests}
+        assert finish == {0: 3.0, 1: 2.0}, fast
+        assert list(outcome.step_column("num_seqs")) == [1, 2, 1]
+
+
+def test_preemption_when_kv_full_by_hand():
+    # 4 blocks of 4 tokens = 16 tokens. Two requests of prompt 4, output 6 (9 KV tokens each at the end):
+    # together they outgrow the cache, so the later one is preempted and recomputed.
+    specs = [RequestSpec(0, 0.0, 4, 6), RequestSpec(1, 0.0, 4, 6)]
+    outcome = run_serving(specs, num_blocks=4, block_size=4, timer=ONE_SECOND, fast_forward=False)
+    by_id = {r.request_id: r for r in outcome.requests}
+    assert by_id[0].num_preemptions == 0
+    assert by_id[1].num_preemptions >= 1
+    assert all(r.num_generated == 6 for r in outcome.requests)
+    assert outcome.step_column("kv_blocks_used").max() <= 4
+
+
+specs_strategy = st.lists(
+    st.tuples(st.floats(0, 5), st.integers(1, 300), st.integers(1, 200)), min_size=0, max_size=25
+)
+
+
+def _specs(raw) -> list[RequestSpec]:
+    arrivals = sorted(a for a, _, _ in raw)
+    return [RequestSpec(i, t, p, o) for i, (t, (_, p, o)) in enumerate(zip(arrivals, raw))]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    raw=specs_strategy,
+    num_blocks=st.integers(8, 120),
+    block_size=st.sampled_from([1, 4, 16]),
+    budget=st.integers(1, 600),
+    max_seqs=st.integers(1, 32),
+    replicas=st.integers(1, 3),
+    fast=st.booleans(),
+)
+def test_invariants_over_random_workloads(raw, num_blocks, block_size, budget, max_seqs, replicas, fast):
+    specs = _specs(raw)
+    outcome = run_serving(
+        specs, num_replicas=replicas, num_blocks=num_blocks, block_size=block_size,
+        max_num_batched_tokens=budget, max_num_seqs=max_seqs, fast_forward=fast,
+    )
+    ids = sorted(r.request_id for r in outcome.requests + outcome.rejected)
+    assert ids == list(range(len(specs)))  # every request ends in exactly one terminal record
+    for request in outcome.requests:
+        assert request.status == Status.FINISHED
+        assert request.num_generated == request.spec.num_output_tokens  # tokens out = tokens requested
+        assert request.spec.arrival_s <= request.first_token_s <= request.finish_s  # causality
+    used = outcome.step_column("kv_blocks_used")
+    assert np.all(used <= num_blocks)  # KV never over capacity
+    ends = outcome.step_column("start_s") + outcome.step_column("step_s")
+    replica = outcome.step_column("replica")
+    for r in range(replicas):  # steps of one replica never overlap
+        mine = outcome.step_column("start_s")[replica == r]
+        assert np.all(np.diff(mine) > 0)
+        assert np.all(mine[1:] >= ends[replica == r][:-1])
+
+
+def _signature(outcome):
+    requests = sorted((r.request_id, r.replica, r.first_token_s, r.finish_s, r.num_preemptions, r.num_generated)
+                      for r in outcome.requests)
+    # rows are streamed when a step (or a span of steps) commits, so compare them in (replica, start) order
+    order = np.lexsort((outcome.step_column("start_s"), outcome.step_column("replica")))
+    steps = {k: outcome.step_column(k)[order].tolist()
+             for k in ("start_s", "replica", "step_s", "num_seqs", "num_prefill_tokens", "kv_blocks_used", "num_waiting")}
+    return requests, steps
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    raw=specs_strategy,
+    num_blocks=st.integers(8, 120),
+    block_size=st.sampled_from([1, 4, 16]),
+    budget=st.integers(1, 600),
+    max_seqs=st.integers(1, 32),
+    replicas=st.integers(1, 3),
+    horizon=st.one_of(st.none(), st.floats(0.1, 8)),
+)
+def test_fast_forward_equals_single_stepping(raw, num_blocks, block_size, budget, max_seqs, replicas, horizon):
+    specs = _specs(raw)
+    kwargs = dict(num_replicas=replicas, num_blocks=num_blocks, block_size=block_size,
+                  max_num_batched_tokens=budget, max_num_seqs=max_seqs, horizon_s=horizon)
+    slow = run_serving(specs, fast_forward=False, **kwargs)
+    fast = run_serving(specs, fast_forward=True, **kwargs)
+    assert _signature(fast) == _signature(slow)
+
+
+def test_fast_forward_takes_fewer_events_on_long_decodes():
+    specs = [RequestSpec(i, 0.0, 100, 500) for i in range(8)]
+    slow = run_serving(specs, fast_forward=False)
+    fast = run_serving(specs, fast_forward=True)
+    assert _signature(fast) == _signature(slow)
+    assert len(fast.steps["start_s"]) < len(slow.steps["start_s"]) / 10  # sink calls = SimPy waits
+
+
+def test_unfinished_at_horizon_are_kept():
+    specs = [RequestSpec(i, 0.0, 10, 1000) for i in range(3)]
+    outcome = run_serving(specs, horizon_s=2.0)
+    assert sorted(r.request_id for r in outcome.requests) == [0, 1, 2]
+    assert all(r.status == Status.UNFINISHED and r.num_generated < 1000 for r in outcome.requests)
+    assert not math.isnan(outcome.requests[0].first_token_s)
