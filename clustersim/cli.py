@@ -140,6 +140,18 @@ def topology_show(
     out.print(show_topology(name, picture))
 
 
+@app.command()
+def fidelity(
+    csv_path: Path = typer.Argument(..., help="Measurements CSV (schema of shared/data/calibration.csv)."),
+    result: Optional[Path] = typer.Option(None, "--out", help="Write every row with predicted and error_pct columns."),
+    models: Optional[Path] = typer.Option(None, "--models", help="Directory of extra model specs (YAML or HF config.json)."),
+) -> None:
+    """Simulate each published measurement and report the signed error per row and family."""
+    from clustersim.fidelity import run_fidelity_cli
+
+    run_fidelity_cli(csv_path, result, models, out)
+
+
 def main() -> None:
     """Entry point: run the typer app, turning input errors into clean messages."""
     try:

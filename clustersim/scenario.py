@@ -48,9 +48,10 @@ class Lengths(_Strict):
 
 
 class Workload(_Strict):
-    """Traffic: open-loop Poisson/gamma, trace replay, or closed-loop clients."""
+    """Traffic: open-loop Poisson/gamma, trace replay, closed-loop clients, or offline
+    (every one of num_requests waiting at t=0: maximum-throughput benchmarks)."""
 
-    kind: Literal["poisson", "gamma", "trace", "closed_loop"] = "poisson"
+    kind: Literal["poisson", "gamma", "trace", "closed_loop", "offline"] = "poisson"
     rate_per_s: PositiveFloat | None = 2.0
     cv: PositiveFloat = 1.0  # gamma: coefficient of variation of inter-arrival times
     num_requests: PositiveInt | None = None
@@ -68,6 +69,8 @@ class Workload(_Strict):
             raise ValueError("workload.path is required when workload.kind='trace'")
         if self.kind in ("poisson", "gamma") and self.rate_per_s is None:
             raise ValueError(f"workload.rate_per_s is required when workload.kind={self.kind!r}")
+        if self.kind == "offline" and self.num_requests is None:
+            raise ValueError("workload.num_requests is required when workload.kind='offline'")
         if self.kind in ("poisson", "gamma", "closed_loop") and self.num_requests is None and self.duration_s is None:
             raise ValueError(f"workload.kind={self.kind!r} needs num_requests or duration_s")
         return self

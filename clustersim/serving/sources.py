@@ -86,6 +86,9 @@ def make_source(scenario: Scenario, workload_rng: np.random.Generator, lengths_r
         num = wl.num_requests if wl.num_requests is not None else 10**9
         loop = ClosedLoopSource(lengths_rng, wl.num_clients, dist, num, wl.think_time_s)
         return RequestSource(loop.first_requests(), loop, wl.duration_s or 0.0)
+    if wl.kind == "offline":
+        assert wl.num_requests is not None
+        return RequestSource(open_loop_requests(lengths_rng, np.zeros(wl.num_requests), dist), None, 0.0)
     assert wl.rate_per_s is not None
     limit = {"num_requests": wl.num_requests} if wl.num_requests is not None else {"horizon_s": wl.duration_s}
     if wl.kind == "poisson":
