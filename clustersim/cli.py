@@ -20,8 +20,8 @@ from clustersim.errors import ClusterSimError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Simulate LLM-serving clusters.")
 topology_app = typer.Typer(no_args_is_help=True, help="Look at interconnect topologies.")
 app.add_typer(topology_app, name="topology")
-out = Console()
-err = Console(stderr=True)
+out = Console(width=None if sys.stdout.isatty() else 160)  # piped output: wide tables, no wrapped names
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 DEFAULT_SCENARIO = Path(__file__).parent / "scenarios" / "default.yaml"
 
@@ -61,28 +61,25 @@ def _print_summary(summary: dict) -> None:
     table.add_column("value", justify="right")
     dep = summary.get("deployment", {})
     table.add_row("deployment", f"{dep.get('num_replicas')} x {dep.get('chips_per_replica')} {dep.get('chip')} serving {dep.get('model')}")
+    counts = summary.get("num_requests", {})
+    table.add_row("requests", ", ".join(f"{v} {k}" for k, v in counts.items() if v))
+    latency = summary.get("latency", {})
     for key, label in (("ttft_s", "TTFT"), ("tpot_s", "TPOT"), ("e2e_s", "end-to-end")):
-        stats = summary.get(key) or {}
+        stats = latency.get(key) or {}
         if stats.get("p50") is not None:
             table.add_row(f"{label} p50 / p99", f"{stats['p50'] * 1e3:,.1f} / {stats['p99'] * 1e3:,.1f} ms")
-    for key, label in (
-        ("output_tokens_per_s", "output tokens/s"),
-        ("output_tokens_per_s_per_chip", "output tokens/s per chip"),
-        ("slo_attainment", "SLO attainment"),
-    ):
-        value = _find(summary, key)
-        if value is not None:
-            table.add_row(label, f"{value:,.3f}" if value < 10 else f"{value:,.0f}")
+    throughput = summary.get("throughput", {})
+    for key, label in (("output_tokens_s", "output tokens/s"), ("output_tokens_s_per_chip", "output tokens/s per chip")):
+        if throughput.get(key) is not None:
+            table.add_row(label, f"{throughput[key]:,.0f}")
+    slo = summary.get("slo", {})
+    if slo.get("attainment") is not None:
+        table.add_row("SLO attainment", f"{slo['attainment']:.1%}")
+    cost = summary.get("cost") or {}
+    for key, label in (("usd_per_mtok_output", "$ per M output tokens"), ("usd_per_mtok_blended", "$ per M tokens (blended)")):
+        if isinstance(cost.get(key), (int, float)):
+            table.add_row(label, f"{cost[key]:,.3f}")
     out.print(table)
-
-
-def _find(summary: dict, key: str):
-    if key in summary:
-        return summary[key]
-    for value in summary.values():
-        if isinstance(value, dict) and key in value:
-            return value[key]
-    return None
 
 
 @app.command()

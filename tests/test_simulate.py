@@ -1,0 +1,187 @@
+"""Whole runs through the scenario -> simulate -> Arrow files path: invariants on the records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from clustersim.errors import ScenarioError
+from clustersim.scenario import parse_scenario
+from clustersim.simulate import simulate
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def read(path: Path) -> pa.Table:
+    with pa.memory_map(str(path)) as source:
+        return pa.ipc.open_file(source).read_all()
+
+
+def small(**overrides) -> dict:
+    scenario = {
+        "name": "t",
+        "seed": 3,
+        "model": "llama-3.1-8b",
+        "deployment": {"chip": "H100", "num_replicas": 2, "tp": 1},
+        "engine": {"max_num_batched_tokens": 2048, "max_num_seqs": 64},
+        "workload": {"kind": "poisson", "rate_per_s": 8, "num_requests": 120,
+                     "lengths": {"kind": "lognormal", "prompt_tokens": 800, "output_tokens": 150, "cv": 1.0,
+                                 "prompt_tokens_max": 8000, "output_tokens_max": 1500}},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(scenario.get(key), dict):
+            scenario[key] = {**scenario[key], **value}
+        else:
+            scenario[key] = value
+    return scenario
+
+
+def test_run_directory_is_complete(tmp_path):
+    result = simulate(parse_scenario(small()), tmp_path / "run")
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.iterdir()) == ["manifest.json", "requests.arrow", "steps.arrow", "summary.json"]
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["seed"] == 3 and manifest["files"]["requests.arrow"]["rows"] == 120
+    assert manifest["scenario"]["model"] == "llama-3.1-8b"
+    requests = read(run / "requests.arrow")
+    assert requests.num_rows == 120 == result.num_requests
+    assert sorted(requests.column("request_id").to_pylist()) == list(range(120))
+
+
+def test_same_seed_gives_byte_identical_arrow_files(tmp_path):
+    for name in ("a", "b"):
+        simulate(parse_scenario(small()), tmp_path / name)
+    for table in ("requests.arrow", "steps.arrow"):
+        assert (tmp_path / "a" / table).read_bytes() == (tmp_path / "b" / table).read_bytes()
+    simulate(parse_scenario(small(seed=4)), tmp_path / "c")
+    assert (tmp_path / "a" / "requests.arrow").read_bytes() != (tmp_path / "c" / "requests.arrow").read_bytes()
+
+
+def test_fast_forward_gives_the_same_records(tmp_path):
+    simulate(parse_scenario(small()), tmp_path / "ff")
+    simulate(parse_scenario(small(engine={"fast_forward": False})), tmp_path / "step")
+    for table, key in (("requests.arrow", ["request_id"]), ("steps.arrow", ["replica", "start_s"])):
+        a = read(tmp_path / "ff" / table).sort_by([(k, "ascending") for k in key])
+        b = read(tmp_path / "step" / table).sort_by([(k, "ascending") for k in key])
+        assert a.equals(b), table
+
+
+def test_littles_law_between_engine_and_request_records(tmp_path):
+    # L from the engines' own step records (requests running or waiting, time-weighted)
+    # against lambda x W from the request records: two independent accounts of one run.
+    simulate(parse_scenario(small(workload={"num_requests": 400})), tmp_path / "run")
+    requests = read(tmp_path / "run" / "requests.arrow")
+    steps = read(tmp_path / "run" / "steps.arrow")
+    arrival = requests.column("arrival_s").to_numpy()
+    e2e = requests.column("e2e_s").to_numpy()
+    window = requests.column("finish_s").to_numpy().max() - arrival.min()
+    step_s = steps.column("step_s").to_numpy()
+    in_system = steps.column("num_seqs").to_numpy() + steps.column("num_waiting").to_numpy()
+    mean_in_system = float(np.sum(step_s * in_system)) / window
+    throughput_x_latency = len(arrival) / window * float(np.mean(e2e))
+    assert mean_in_system == pytest.approx(throughput_x_latency, rel=0.05)
+
+
+def test_closed_loop_never_exceeds_its_clients(tmp_path):
+    simulate(parse_scenario(small(workload={"kind": "closed_loop", "num_clients": 5, "num_requests": 60})), tmp_path / "run")
+    requests = read(tmp_path / "run" / "requests.arrow")
+    arrival = requests.column("arrival_s").to_numpy()
+    finish = requests.column("finish_s").to_numpy()
+    events = sorted([(t, 1) for t in arrival] + [(t, -1) for t in finish], key=lambda e: (e[0], e[1]))
+    level = np.cumsum([d for _, d in events])
+    assert level.max() == 5 and requests.num_rows == 60
+
+
+def test_trace_replay_of_bundled_azure_trace(tmp_path):
+    scenario = small(workload={"kind": "trace", "path": str(REPO / "traces" / "azure_llm_2023_conv.csv"), "num_requests": 150, "rate_per_s": None})
+    simulate(parse_scenario(scenario), tmp_path / "run")
+    requests = read(tmp_path / "run" / "requests.arrow")
+    assert requests.num_rows == 150
+    assert requests.column("arrival_s").to_numpy()[0] == 0.0
+
+
+def test_horizon_records_unfinished_requests(tmp_path):
+    scenario = small(workload={"kind": "offline", "num_requests": 50, "lengths": {"kind": "fixed", "prompt_tokens": 100, "output_tokens": 5000}},
+                     run={"max_sim_s": 5.0})
+    result = simulate(parse_scenario(scenario), tmp_path / "run")
+    statuses = read(tmp_path / "run" / "requests.arrow").column("status").to_pylist()
+    assert len(statuses) == 50 and set(statuses) == {"unfinished"}
+    assert result.summary["num_requests"]["unfinished"] == 50
+
+
+def test_requests_that_cannot_fit_are_rejected_with_a_record(tmp_path):
+    scenario = small(model="llama-3.1-70b", deployment={"chip": "H100", "tp": 4, "num_replicas": 1},
+                     workload={"kind": "offline", "num_requests": 3, "lengths": {"kind": "fixed", "prompt_tokens": 120000, "output_tokens": 100000}})
+    simulate(parse_scenario(scenario), tmp_path / "run")
+    statuses = read(tmp_path / "run" / "requests.arrow").column("status").to_pylist()
+    assert statuses == ["rejected"] * 3
+
+
+def test_kv_limits_batch_and_preempts_but_never_overflows(tmp_path):
+    # 70B on 4 x H100 leaves little KV: long requests preempt each other.
+    scenario = small(model="llama-3.1-70b", deployment={"chip": "H100", "tp": 4, "num_replicas": 1},
+                     engine={"max_num_seqs": 256},
+                     workload={"kind": "offline", "num_requests": 120, "lengths": {"kind": "fixed", "prompt_tokens": 2000, "output_tokens": 4000}})
+    simulate(parse_scenario(scenario), tmp_path / "run")
+    steps = read(tmp_path / "run" / "steps.arrow")
+    used = steps.column("kv_blocks_used").to_numpy()
+    total = steps.column("kv_blocks_total").to_numpy()
+    assert np.all(used <= total) and used.max() > 0.9 * total.max()
+    requests = read(tmp_path / "run" / "requests.arrow")
+    assert set(requests.column("status").to_pylist()) == {"finished"}
+    assert requests.column("num_generated_tokens").to_pylist() == requests.column("num_output_tokens").to_pylist()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    seed=st.integers(0, 2**31),
+    kind=st.sampled_from(["poisson", "gamma", "closed_loop", "offline"]),
+    num_requests=st.integers(1, 60),
+    replicas=st.integers(1, 3),
+    budget=st.integers(64, 4096),
+    max_seqs=st.integers(1, 128),
+    policy=st.sampled_from(["round_robin", "least_outstanding_tokens", "least_outstanding_requests"]),
+    horizon=st.one_of(st.none(), st.floats(0.5, 30)),
+)
+def test_record_invariants_over_random_scenarios(tmp_path_factory, seed, kind, num_requests, replicas, budget, max_seqs, policy, horizon):
+    out = tmp_path_factory.mktemp("run")
+    scenario = small(seed=seed, deployment={"num_replicas": replicas}, engine={"max_num_batched_tokens": budget, "max_num_seqs": max_seqs},
+                     router={"policy": policy}, run={"max_sim_s": horizon},
+                     workload={"kind": kind, "num_requests": num_requests, "cv": 3.0, "num_clients": 4})
+    simulate(parse_scenario(scenario), out)
+    requests = read(out / "requests.arrow")
+    ids = requests.column("request_id").to_pylist()
+    assert len(ids) == len(set(ids))  # exactly one terminal record each
+    if horizon is None:
+        assert sorted(ids) == list(range(num_requests))
+    status = np.array(requests.column("status").to_pylist())
+    arrival = requests.column("arrival_s").to_numpy()
+    first = requests.column("first_token_s").to_numpy()
+    finish = requests.column("finish_s").to_numpy()
+    done = status == "finished"
+    assert np.all(arrival[done] <= first[done]) and np.all(first[done] <= finish[done])
+    generated = requests.column("num_generated_tokens").to_numpy()
+    wanted = requests.column("num_output_tokens").to_numpy()
+    assert np.all(generated[done] == wanted[done]) and np.all(generated <= wanted)
+    steps = read(out / "steps.arrow")
+    assert np.all(steps.column("kv_blocks_used").to_numpy() <= steps.column("kv_blocks_total").to_numpy())
+
+
+def test_scenario_physics_errors_name_the_field(tmp_path):
+    cases = [
+        (small(deployment={"chip": "H1000"}), "deployment.chip='H1000'"),
+        (small(model="llama-9"), "model='llama-9'"),
+        (small(deployment={"tp": 3}), "deployment.tp=3, must divide num_heads=32"),
+        (small(model="llama-3.1-405b", deployment={"chip": "H100", "tp": 1}), "needs"),
+        (small(deployment={"tp": 16}), "scale-up"),
+    ]
+    for scenario, expected in cases:
+        with pytest.raises(ScenarioError, match=expected.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+            simulate(parse_scenario(scenario), tmp_path / "never")
+        assert not (tmp_path / "never" / "manifest.json").exists()
