@@ -31,6 +31,7 @@ from clustersim.serving.kv_cache import KVCache
 from clustersim.serving.request import Request, RequestSpec, Status
 from clustersim.serving.router import Router
 from clustersim.serving.sources import RequestSource, make_source
+from clustersim.serving.step_log import StepLog
 from clustersim.serving.timing import PerfTimer
 
 SPAWN_KEYS = {"workload": 0, "lengths": 1, "router": 2, "failures": 3}
@@ -62,6 +63,7 @@ class _Run:
         meta = {"scenario": scenario.name, "seed": str(scenario.seed), "clustersim_version": clustersim.__version__}
         self.requests_out = ArrowWriter(out_dir / "requests.arrow", REQUESTS, metadata=meta)
         self.steps_out = ArrowWriter(out_dir / "steps.arrow", STEPS, metadata=meta) if scenario.run.record_steps else None
+        self.step_log = StepLog(self.steps_out) if self.steps_out is not None else None
         self.router = Router(scenario.router.policy, scenario.deployment.num_replicas)
         timer = PerfTimer(built.replica)
         self.engines = [
@@ -75,7 +77,7 @@ class _Run:
                 ),
                 timer,
                 on_finish=self._finished,
-                on_steps=self.steps_out.extend if self.steps_out is not None else None,
+                on_steps=self.step_log,
                 fast_forward=scenario.engine.fast_forward,
             )
             for replica_id in range(scenario.deployment.num_replicas)
@@ -102,7 +104,7 @@ class _Run:
             self._record(request)
             self._next_from_client(request)
             return
-        replica = self.router.choose(range(len(self.engines)))
+        replica = self.router.choose()
         self.router.dispatched(replica, spec.num_prompt_tokens + spec.num_output_tokens)
         self.engines[replica].submit(request)
 
@@ -149,6 +151,8 @@ def simulate(scenario: Scenario, out_dir: str | Path, progress: ProgressFn | Non
         _advance(run.env, horizon, run.source.expected_span_s(), progress)
         run.finish(horizon)
         req_stats = run.requests_out.close()
+        if run.step_log is not None:
+            run.step_log.flush()
         step_stats = run.steps_out.close() if run.steps_out is not None else None
     except BaseException:
         run.requests_out.abort()

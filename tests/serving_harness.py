@@ -11,7 +11,7 @@ import simpy
 from clustersim.perf.load import BatchLoad
 from clustersim.serving.batcher import Batcher
 from clustersim.serving.clock import arrival_timeout
-from clustersim.serving.engine import Engine
+from clustersim.serving.engine import Engine, span_columns
 from clustersim.serving.kv_cache import KVCache
 from clustersim.serving.request import Request, RequestSpec, Status
 from clustersim.serving.router import Router
@@ -63,8 +63,8 @@ def run_serving(
     outcome = Outcome()
     router = Router(policy, num_replicas)
 
-    def on_steps(columns):
-        for key, value in columns.items():
+    def on_steps(replica_id, span, num_done):
+        for key, value in span_columns(replica_id, span, num_done).items():
             outcome.steps.setdefault(key, []).append(np.asarray(value))
 
     def on_finish(request: Request):

@@ -69,7 +69,7 @@ class Batcher:
         while index < len(self.running) and budget > 0:
             request = self.running[index]
             num_new = min(request.num_tokens - request.num_computed_tokens, budget)
-            if self.kv.allocate(request.request_id, request.num_computed_tokens + num_new):
+            if self.kv.allocate(request, request.num_computed_tokens + num_new):
                 scheduled.append((request, num_new))
                 budget -= num_new
                 index += 1
@@ -83,7 +83,7 @@ class Batcher:
             while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:
                 request = self.waiting[0]
                 num_new = min(request.num_tokens - request.num_computed_tokens, budget)
-                if not self.kv.allocate(request.request_id, request.num_computed_tokens + num_new):
+                if not self.kv.allocate(request, request.num_computed_tokens + num_new):
                     break
                 self.waiting.popleft()
                 self.running.append(request)
@@ -94,7 +94,7 @@ class Batcher:
         return _plan_of(scheduled, num_preempted)
 
     def _preempt(self, request: Request) -> None:
-        self.kv.free(request.request_id)
+        self.kv.free(request)
         request.num_computed_tokens = 0
         request.num_preemptions += 1
         self.waiting.appendleft(request)
@@ -117,7 +117,7 @@ class Batcher:
 
     def _retire(self, finished: list[Request]) -> None:
         for request in finished:
-            self.kv.free(request.request_id)
+            self.kv.free(request)
         done = {id(r) for r in finished}
         self.running = [r for r in self.running if id(r) not in done]
 
@@ -136,7 +136,7 @@ class Batcher:
         if self.waiting and len(self.running) < self.max_num_seqs and budget_left > 0:
             head = self.waiting[0]
             num_new = min(head.num_tokens - head.num_computed_tokens, budget_left)
-            if self.kv.extra_blocks(head.request_id, head.num_computed_tokens + num_new) <= self.kv.num_free_blocks:
+            if self.kv.extra_blocks(head, head.num_computed_tokens + num_new) <= self.kv.num_free_blocks:
                 return 1  # admissible (plan_step only skips it after a preemption): no span
         remaining = min(r.spec.num_output_tokens - r.num_generated for r in self.running)
         limit = min(remaining, max_steps)
@@ -156,7 +156,7 @@ class Batcher:
         for request in self.running:
             request.num_computed_tokens += num_steps
             request.num_generated += num_steps
-            ok = self.kv.allocate(request.request_id, request.num_computed_tokens)
+            ok = self.kv.allocate(request, request.num_computed_tokens)
             assert ok, "span_length guaranteed these blocks"
             if request.done:
                 request.finish_s = end_s

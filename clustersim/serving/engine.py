@@ -37,18 +37,42 @@ class StepTimer(Protocol):
         ...
 
 
-StepSink = Callable[[dict[str, Any]], None]
-"""Receives step records as columns (numpy arrays or 1-element lists)."""
-
-
 @dataclass(slots=True)
-class _Span:
+class StepSpan:
+    """One plan run for one or more identical decode steps, with each step's figures."""
+
     plan: StepPlan
     start_s: float
     ends_s: np.ndarray
-    costs: tuple[np.ndarray, ...]
+    costs: tuple[np.ndarray, ...]  # step_s, flops, hbm_bytes, compute_util, hbm_util per step
     kv_used: np.ndarray
     num_waiting: int
+    kv_total: int
+
+
+StepSink = Callable[[int, StepSpan, int], None]
+"""Receives (replica_id, span, num_done): the first num_done steps of the span completed."""
+
+
+def span_columns(replica_id: int, span: StepSpan, num_done: int) -> dict[str, np.ndarray]:
+    """The steps.arrow columns of a span's first num_done steps."""
+    load = span.plan.load
+    step_s, flops, hbm_bytes, compute_util, hbm_util = (c[:num_done] for c in span.costs)
+    return {
+        "start_s": np.concatenate(([span.start_s], span.ends_s[: num_done - 1])),
+        "replica": np.full(num_done, replica_id, dtype=np.int32),
+        "step_s": step_s,
+        "num_seqs": np.full(num_done, load.num_seqs, dtype=np.int32),
+        "num_prefill_tokens": np.full(num_done, load.num_prefill_tokens, dtype=np.int32),
+        "num_decode_tokens": np.full(num_done, span.plan.num_decode_tokens, dtype=np.int32),
+        "flops": flops,
+        "hbm_bytes": hbm_bytes,
+        "compute_util": compute_util.astype(np.float32),
+        "hbm_util": hbm_util.astype(np.float32),
+        "kv_blocks_used": span.kv_used[:num_done].astype(np.int32),
+        "kv_blocks_total": np.full(num_done, span.kv_total, dtype=np.int32),
+        "num_waiting": np.full(num_done, span.num_waiting, dtype=np.int32),
+    }
 
 
 class Engine:
@@ -76,7 +100,7 @@ class Engine:
         self.num_steps = 0
         self.busy_s = 0.0
         self._wake: simpy.Event | None = None
-        self._span: _Span | None = None
+        self._span: StepSpan | None = None
         self._clock = 0.0
         self.process = env.process(self._run())
 
@@ -123,17 +147,19 @@ class Engine:
             except simpy.Interrupt:
                 continue
 
-    def _make_span(self, plan: StepPlan, start_s: float, num_steps: int) -> _Span:
+    def _make_span(self, plan: StepPlan, start_s: float, num_steps: int) -> StepSpan:
+        kv = self.batcher.kv
         if num_steps == 1:
             costs = tuple(np.array([value]) for value in self.timer.step(plan.load))
-            kv_used = np.array([self.batcher.kv.num_used_blocks])
+            kv_used = np.array([kv.num_used_blocks])
+            ends = np.array([start_s + costs[0][0]])
         else:
             costs = self.timer.decode_run(plan.load, num_steps)
             kv_used = self.batcher.kv_used_in_span(num_steps)
-        ends = np.cumsum(np.concatenate(([start_s], costs[0])))[1:]
-        return _Span(plan, start_s, ends, costs, kv_used, len(self.batcher.waiting))
+            ends = np.cumsum(np.concatenate(([start_s], costs[0])))[1:]
+        return StepSpan(plan, start_s, ends, costs, kv_used, len(self.batcher.waiting), kv.num_total_blocks)
 
-    def _commit(self, span: _Span, num_done: int) -> None:
+    def _commit(self, span: StepSpan, num_done: int) -> None:
         end_s = float(span.ends_s[num_done - 1])
         if num_done == 1:
             finished = self.batcher.commit(span.plan, end_s)
@@ -143,30 +169,9 @@ class Engine:
         self.num_steps += num_done
         self.busy_s += end_s - span.start_s
         if self.on_steps is not None:
-            self.on_steps(self._step_columns(span, num_done))
+            self.on_steps(self.replica_id, span, num_done)
         for request in finished:
             self.on_finish(request)
-
-    def _step_columns(self, span: _Span, num_done: int) -> dict[str, Any]:
-        load = span.plan.load
-        starts = np.concatenate(([span.start_s], span.ends_s[: num_done - 1]))
-        step_s, flops, hbm_bytes, compute_util, hbm_util = (c[:num_done] for c in span.costs)
-        decode_tokens = span.plan.num_decode_tokens
-        return {
-            "start_s": starts,
-            "replica": np.full(num_done, self.replica_id, dtype=np.int32),
-            "step_s": step_s,
-            "num_seqs": np.full(num_done, load.num_seqs, dtype=np.int32),
-            "num_prefill_tokens": np.full(num_done, load.num_prefill_tokens, dtype=np.int32),
-            "num_decode_tokens": np.full(num_done, decode_tokens, dtype=np.int32),
-            "flops": flops,
-            "hbm_bytes": hbm_bytes,
-            "compute_util": compute_util.astype(np.float32),
-            "hbm_util": hbm_util.astype(np.float32),
-            "kv_blocks_used": span.kv_used[:num_done].astype(np.int32),
-            "kv_blocks_total": np.full(num_done, self.batcher.kv.num_total_blocks, dtype=np.int32),
-            "num_waiting": np.full(num_done, span.num_waiting, dtype=np.int32),
-        }
 
     def finalize(self, horizon_s: float) -> None:
         """At a horizon, commit the steps of a running span that ended strictly before it

@@ -8,7 +8,9 @@ blocks, and `num_used_blocks <= num_total_blocks` always.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from clustersim.serving.request import Request
 
 
 def blocks_for(num_tokens: int, block_size: int) -> int:
@@ -22,34 +24,33 @@ def blocks_for(num_tokens: int, block_size: int) -> int:
 
 @dataclass(slots=True)
 class KVCache:
-    """Block counts of one replica's KV cache."""
+    """Block counts of one replica's KV cache. Each request's own count lives on the
+    request (`num_kv_blocks`), so the hot path does no dictionary lookups."""
 
     num_total_blocks: int
     block_size: int
     num_used_blocks: int = 0
-    _held: dict[int, int] = field(default_factory=dict)
 
     @property
     def num_free_blocks(self) -> int:
         return self.num_total_blocks - self.num_used_blocks
 
-    def num_held(self, request_id: int) -> int:
-        return self._held.get(request_id, 0)
+    def extra_blocks(self, request: Request, num_tokens: int) -> int:
+        """Blocks the request still needs to hold num_tokens tokens in total."""
+        return max(0, -(-num_tokens // self.block_size) - request.num_kv_blocks)
 
-    def extra_blocks(self, request_id: int, num_tokens: int) -> int:
-        """Blocks request_id still needs to hold num_tokens tokens in total."""
-        return max(0, blocks_for(num_tokens, self.block_size) - self._held.get(request_id, 0))
-
-    def allocate(self, request_id: int, num_tokens: int) -> bool:
-        """Grow request_id's holding to num_tokens tokens; False (nothing changes) if it does not fit."""
-        extra = self.extra_blocks(request_id, num_tokens)
-        if extra > self.num_free_blocks:
+    def allocate(self, request: Request, num_tokens: int) -> bool:
+        """Grow the request's holding to num_tokens tokens; False (nothing changes) if it does not fit."""
+        extra = -(-num_tokens // self.block_size) - request.num_kv_blocks
+        if extra <= 0:
+            return True
+        if extra > self.num_total_blocks - self.num_used_blocks:
             return False
-        if extra:
-            self._held[request_id] = self._held.get(request_id, 0) + extra
-            self.num_used_blocks += extra
+        request.num_kv_blocks += extra
+        self.num_used_blocks += extra
         return True
 
-    def free(self, request_id: int) -> None:
-        """Release every block request_id holds (finish, preemption or loss)."""
-        self.num_used_blocks -= self._held.pop(request_id, 0)
+    def free(self, request: Request) -> None:
+        """Release every block the request holds (finish, preemption or loss)."""
+        self.num_used_blocks -= request.num_kv_blocks
+        request.num_kv_blocks = 0

@@ -45,6 +45,7 @@ class Request:
     num_preemptions: int = 0
     num_retries: int = 0
     status: Status | None = None
+    num_kv_blocks: int = 0  # KV blocks it holds on its replica (kept by KVCache)
 
     @property
     def request_id(self) -> int:

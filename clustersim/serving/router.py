@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 POLICIES = ("round_robin", "least_outstanding_tokens", "least_outstanding_requests")
 
 
@@ -20,27 +22,29 @@ class Router:
 
     policy: str
     num_replicas: int
-    outstanding_tokens: list[int] = field(default_factory=list)
-    outstanding_requests: list[int] = field(default_factory=list)
+    outstanding_tokens: np.ndarray = field(init=False)
+    outstanding_requests: np.ndarray = field(init=False)
     _next: int = 0
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
             raise ValueError(f"router.policy={self.policy!r}, must be one of {', '.join(POLICIES)}")
-        self.outstanding_tokens = [0] * self.num_replicas
-        self.outstanding_requests = [0] * self.num_replicas
+        self.outstanding_tokens = np.zeros(self.num_replicas, dtype=np.int64)
+        self.outstanding_requests = np.zeros(self.num_replicas, dtype=np.int64)
 
-    def choose(self, eligible: Sequence[int]) -> int:
-        """Pick one of the eligible replica indices (non-empty, ascending); ties go to the lowest index."""
+    def choose(self, eligible: Sequence[int] | None = None) -> int:
+        """Pick a replica among `eligible` indices (None = all); ties go to the lowest index."""
         if self.policy == "round_robin":
             for offset in range(self.num_replicas):
                 candidate = (self._next + offset) % self.num_replicas
-                if candidate in eligible:
+                if eligible is None or candidate in eligible:
                     self._next = (candidate + 1) % self.num_replicas
                     return candidate
-        if self.policy == "least_outstanding_requests":
-            return min(eligible, key=lambda i: (self.outstanding_requests[i], i))
-        return min(eligible, key=lambda i: (self.outstanding_tokens[i], i))
+            raise ValueError("Router.choose: no eligible replica")
+        load = self.outstanding_requests if self.policy == "least_outstanding_requests" else self.outstanding_tokens
+        if eligible is None:
+            return int(np.argmin(load))  # first minimum: lowest index wins ties
+        return min(eligible, key=lambda i: (int(load[i]), i))
 
     def dispatched(self, replica: int, num_tokens: int) -> None:
         self.outstanding_tokens[replica] += num_tokens

@@ -1,0 +1,63 @@
+"""Buffers engine step records and hands them to the steps.arrow writer in large chunks.
+
+Engines report each committed span as (replica, span, num_done); building Arrow columns
+per span costs more than the step itself, so spans are kept as-is and turned into
+columns a few thousand at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from clustersim.records import ArrowWriter
+from clustersim.serving.engine import StepSpan
+
+
+@dataclass(slots=True)
+class StepLog:
+    """StepSink that batches spans into column arrays for an ArrowWriter."""
+
+    writer: ArrowWriter
+    flush_every: int = 4096
+    _pending: list[tuple[int, StepSpan, int]] = field(default_factory=list)
+
+    def __call__(self, replica_id: int, span: StepSpan, num_done: int) -> None:
+        self._pending.append((replica_id, span, num_done))
+        if len(self._pending) >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every buffered span's rows, in the order they were committed."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        counts = np.fromiter((n for _, _, n in pending), dtype=np.int64, count=len(pending))
+
+        def repeat(values, dtype) -> np.ndarray:
+            return np.repeat(np.fromiter(values, dtype=dtype, count=len(pending)), counts)
+
+        def cut(index: int) -> np.ndarray:
+            return np.concatenate([span.costs[index][:n] for _, span, n in pending])
+
+        starts = np.concatenate([
+            np.concatenate(([span.start_s], span.ends_s[: n - 1])) if n > 1 else np.array([span.start_s])
+            for _, span, n in pending
+        ])
+        self.writer.extend({
+            "start_s": starts,
+            "replica": repeat((r for r, _, _ in pending), np.int32),
+            "step_s": cut(0),
+            "num_seqs": repeat((s.plan.load.num_seqs for _, s, _ in pending), np.int32),
+            "num_prefill_tokens": repeat((s.plan.load.num_prefill_tokens for _, s, _ in pending), np.int32),
+            "num_decode_tokens": repeat((s.plan.num_decode_tokens for _, s, _ in pending), np.int32),
+            "flops": cut(1),
+            "hbm_bytes": cut(2),
+            "compute_util": cut(3).astype(np.float32),
+            "hbm_util": cut(4).astype(np.float32),
+            "kv_blocks_used": np.concatenate([s.kv_used[:n] for _, s, n in pending]).astype(np.int32),
+            "kv_blocks_total": repeat((s.kv_total for _, s, _ in pending), np.int32),
+            "num_waiting": repeat((s.num_waiting for _, s, _ in pending), np.int32),
+        })
