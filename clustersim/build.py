@@ -9,8 +9,9 @@ fit in the replica's HBM.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from clustersim.catalog import ChipSpec, ModelSpec, load_catalog
+from clustersim.catalog import Catalog, ChipSpec, ModelSpec, load_catalog, model_from_hf_config
 from clustersim.errors import ScenarioError, SpecError
 from clustersim.perf import ReplicaPerf, kv_bytes_per_token, kv_capacity_tokens, weight_bytes
 from clustersim.scenario import Scenario
@@ -36,6 +37,14 @@ def _divisors(n: int) -> str:
     return ", ".join(str(d) for d in range(1, n + 1) if n % d == 0)
 
 
+def _model(catalog: Catalog, name: str) -> ModelSpec:
+    """A catalog model by name, or a Hugging Face config.json given by path."""
+    path = Path(name)
+    if path.suffix == ".json" and path.is_file():
+        return model_from_hf_config(path, name=path.parent.name if path.name == "config.json" else path.stem, source=str(path))
+    return catalog.model(name)
+
+
 def build(scenario: Scenario, where: str = "scenario") -> Built:
     """Resolve specs and check the deployment is physically possible."""
     try:
@@ -47,7 +56,7 @@ def build(scenario: Scenario, where: str = "scenario") -> Built:
     except SpecError as exc:
         raise ScenarioError(f"{where}: deployment.chip={scenario.deployment.chip!r}: {exc}") from None
     try:
-        model = catalog.model(scenario.model)
+        model = _model(catalog, scenario.model)
     except SpecError as exc:
         raise ScenarioError(f"{where}: model={scenario.model!r}: {exc}") from None
     dep = scenario.deployment

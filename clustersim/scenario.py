@@ -168,6 +168,8 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
             return str(base / value)
         return value
 
+    if isinstance(data.get("model"), str) and data["model"].endswith(".json"):
+        data["model"] = fix(data["model"])
     workload = data.get("workload")
     if isinstance(workload, dict):
         workload = dict(workload)

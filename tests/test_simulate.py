@@ -185,3 +185,17 @@ def test_scenario_physics_errors_name_the_field(tmp_path):
         with pytest.raises(ScenarioError, match=expected.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
             simulate(parse_scenario(scenario), tmp_path / "never")
         assert not (tmp_path / "never" / "manifest.json").exists()
+
+
+def test_model_from_hugging_face_config_json(tmp_path):
+    config = {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 2048, "intermediate_size": 8192,
+        "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 16, "vocab_size": 128256,
+        "max_position_embeddings": 131072, "torch_dtype": "bfloat16", "tie_word_embeddings": True,
+    }
+    path = tmp_path / "my-1b" / "config.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(config))
+    result = simulate(parse_scenario(small(model=str(path))), tmp_path / "run")
+    assert result.summary["deployment"]["model"] == "my-1b"
+    assert result.summary["num_requests"]["finished"] == 120
