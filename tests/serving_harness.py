@@ -14,6 +14,7 @@ from clustersim.serving.clock import arrival_timeout
 from clustersim.serving.engine import Engine, span_columns
 from clustersim.serving.kv_cache import KVCache
 from clustersim.serving.request import Request, RequestSpec, Status
+from clustersim.serving.cluster import Cluster
 from clustersim.serving.router import Router
 
 
@@ -40,6 +41,7 @@ class Outcome:
     requests: list[Request] = field(default_factory=list)
     steps: dict[str, list] = field(default_factory=dict)
     rejected: list[Request] = field(default_factory=list)
+    down: list[tuple[int, float, float]] = field(default_factory=list)
 
     def step_column(self, name: str) -> np.ndarray:
         parts = self.steps.get(name, [])
@@ -58,46 +60,53 @@ def run_serving(
     policy: str = "least_outstanding_tokens",
     timer: LinearTimer = LinearTimer(),
     horizon_s: float | None = None,
+    faults: list[tuple[float, int, float]] = (),
+    max_retries: int = 2,
 ) -> Outcome:
+    """Serve `specs`; `faults` are (time_s, replica, down_s): the replica fails at time_s and
+    is restored down_s later. Records land in the Outcome (finished and failed in
+    `requests`, rejected in `rejected`), with down intervals in `outcome.down`."""
     env = simpy.Environment()
     outcome = Outcome()
-    router = Router(policy, num_replicas)
 
     def on_steps(replica_id, span, num_done):
         for key, value in span_columns(replica_id, span, num_done).items():
             outcome.steps.setdefault(key, []).append(np.asarray(value))
 
-    def on_finish(request: Request):
-        request.status = Status.FINISHED
-        router.finished(request.replica, request.spec.num_prompt_tokens + request.spec.num_output_tokens)
-        outcome.requests.append(request)
+    def on_record(request: Request):
+        (outcome.rejected if request.status == Status.REJECTED else outcome.requests).append(request)
 
-    engines = [
+    cluster = Cluster(env, Router(policy, num_replicas), max_tokens=num_blocks * block_size,
+                      max_context=10**9, on_record=on_record, max_retries=max_retries)
+    cluster.attach([
         Engine(env, i, Batcher(KVCache(num_blocks, block_size), max_num_batched_tokens, max_num_seqs), timer,
-               on_finish, on_steps, fast_forward=fast_forward)
+               cluster.finished, on_steps, fast_forward=fast_forward, on_evicted=cluster.evicted)
         for i in range(num_replicas)
-    ]
+    ])
 
     def arrivals():
         for spec in specs:
             if spec.arrival_s > env.now:
                 yield arrival_timeout(env, spec.arrival_s - env.now)
-            request = Request(spec)
-            if spec.num_prompt_tokens + spec.num_output_tokens - 1 > num_blocks * block_size:
-                request.status = Status.REJECTED
-                outcome.rejected.append(request)
-                continue
-            replica = router.choose(range(num_replicas))
-            router.dispatched(replica, spec.num_prompt_tokens + spec.num_output_tokens)
-            engines[replica].submit(request)
+            cluster.arrive(spec)
+
+    def fault(time_s: float, replica: int, down_s: float):
+        yield arrival_timeout(env, time_s)
+        if cluster.engines[replica].down:
+            return
+        cluster.fail(replica)
+        yield arrival_timeout(env, down_s)
+        cluster.restore(replica)
+        outcome.down.append((replica, time_s, time_s + down_s))
 
     env.process(arrivals())
+    for time_s, replica, down_s in faults:
+        env.process(fault(time_s, replica, down_s))
     env.run(until=horizon_s)
     if horizon_s is not None:
-        for engine in engines:
+        for engine in cluster.engines:
             engine.finalize(horizon_s)
-        for engine in engines:
-            for request in [*engine.batcher.running, *engine.batcher.waiting]:
-                request.status = Status.UNFINISHED
-                outcome.requests.append(request)
+        for request in cluster.unfinished():
+            request.status = Status.UNFINISHED
+            outcome.requests.append(request)
     return outcome

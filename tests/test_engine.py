@@ -134,3 +134,65 @@ def test_unfinished_at_horizon_are_kept():
     assert sorted(r.request_id for r in outcome.requests) == [0, 1, 2]
     assert all(r.status == Status.UNFINISHED and r.num_generated < 1000 for r in outcome.requests)
     assert not math.isnan(outcome.requests[0].first_token_s)
+
+
+def test_failure_mid_decode_retries_on_another_replica_by_hand():
+    # Two replicas, 1 s steps. Request 0 (prompt 1, 5 outputs) starts on replica 0 at t=0:
+    # steps end at 1, 2, 3 (3 tokens). Replica 0 fails at t=3.5: the step in progress is lost,
+    # the request moves to replica 1 at 3.5 and recomputes prompt + 3 generated tokens (4 tokens,
+    # one step ending 4.5, sampling token 4), then one decode step: finish at 5.5.
+    spec = RequestSpec(0, 0.0, 1, 5)
+    for fast in (False, True):
+        outcome = run_serving([spec], num_replicas=2, timer=ONE_SECOND, fast_forward=fast, faults=[(3.5, 0, 100.0)])
+        (request,) = outcome.requests
+        assert request.status == Status.FINISHED and request.replica == 1, fast
+        assert request.num_retries == 1
+        assert request.first_token_s == 1.0
+        assert request.finish_s == 5.5
+        assert request.num_generated == 5
+
+
+def test_retries_exhausted_is_a_failed_record():
+    spec = RequestSpec(0, 0.0, 1, 50)
+    faults = [(2.5, 0, 1.0), (5.5, 0, 1.0), (8.5, 0, 1.0)]
+    outcome = run_serving([spec], num_replicas=1, timer=ONE_SECOND, faults=faults, max_retries=2)
+    (request,) = outcome.requests
+    assert request.status == Status.FAILED and request.num_retries == 3
+
+
+fault_strategy = st.lists(st.tuples(st.floats(0, 6), st.integers(0, 2), st.floats(0.01, 3)), max_size=5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    raw=specs_strategy,
+    num_blocks=st.integers(8, 120),
+    budget=st.integers(1, 600),
+    replicas=st.integers(1, 3),
+    faults=fault_strategy,
+    horizon=st.one_of(st.none(), st.floats(0.5, 10)),
+)
+def test_faults_keep_every_invariant_and_modes_agree(raw, num_blocks, budget, replicas, faults, horizon):
+    specs = _specs(raw)
+    faults = [(t, r % replicas, d) for t, r, d in faults]
+    kwargs = dict(num_replicas=replicas, num_blocks=num_blocks, block_size=4, max_num_batched_tokens=budget,
+                  max_num_seqs=16, faults=faults, horizon_s=horizon)
+    slow = run_serving(specs, fast_forward=False, **kwargs)
+    fast = run_serving(specs, fast_forward=True, **kwargs)
+    assert _signature(fast) == _signature(slow)
+    ids = sorted(r.request_id for r in fast.requests + fast.rejected)
+    if horizon is None:
+        assert ids == list(range(len(specs)))
+    assert len(ids) == len(set(ids))
+    for request in fast.requests:
+        if request.status == Status.FINISHED:
+            assert request.num_generated == request.spec.num_output_tokens
+            assert request.spec.arrival_s <= request.first_token_s <= request.finish_s
+    assert np.all(fast.step_column("kv_blocks_used") <= num_blocks)
+    starts = fast.step_column("start_s")
+    ends = starts + fast.step_column("step_s")
+    replica = fast.step_column("replica")
+    for r, down_from, down_to in fast.down:  # no step of a replica runs while it is down
+        mine = replica == r
+        overlap = (starts[mine] < down_to) & (ends[mine] > down_from)
+        assert not np.any(overlap), (r, down_from, down_to)

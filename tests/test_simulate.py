@@ -45,8 +45,10 @@ def small(**overrides) -> dict:
 def test_run_directory_is_complete(tmp_path):
     result = simulate(parse_scenario(small()), tmp_path / "run")
     run = tmp_path / "run"
-    assert sorted(p.name for p in run.iterdir()) == ["manifest.json", "requests.arrow", "steps.arrow", "summary.json"]
+    names = {p.name for p in run.iterdir()}
+    assert {"manifest.json", "requests.arrow", "steps.arrow", "summary.json"} <= names
     manifest = json.loads((run / "manifest.json").read_text())
+    assert names == set(manifest["files"]) | {"manifest.json"}  # the manifest lists every file, no stray temp files
     assert manifest["seed"] == 3 and manifest["files"]["requests.arrow"]["rows"] == 120
     assert manifest["scenario"]["model"] == "llama-3.1-8b"
     requests = read(run / "requests.arrow")

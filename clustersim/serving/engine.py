@@ -88,6 +88,7 @@ class Engine:
         on_steps: StepSink | None = None,
         fast_forward: bool = True,
         max_span_steps: int = 2048,
+        on_evicted: Callable[[list[Request]], None] | None = None,
     ) -> None:
         self.env = env
         self.replica_id = replica_id
@@ -97,15 +98,22 @@ class Engine:
         self.on_steps = on_steps
         self.fast_forward = fast_forward
         self.max_span_steps = max_span_steps
+        self.on_evicted = on_evicted
         self.num_steps = 0
         self.busy_s = 0.0
+        self.down = False
+        self.num_lost_tokens = 0  # computed tokens whose KV died with the replica (recomputed on retry)
         self._wake: simpy.Event | None = None
-        self._span: StepSpan | None = None
+        self._restored: simpy.Event | None = None
+        self._span: StepSpan | None = None  # a span an arrival may still cut
+        self._pending: tuple[StepSpan, int] | None = None  # span being waited on, steps it will complete
+        self._stepping = False  # waiting on a step (or span) timeout
         self._clock = 0.0
         self.process = env.process(self._run())
 
     def submit(self, request: Request) -> None:
         """Hand a request to this replica (called by the router at its arrival time)."""
+        assert not self.down, "the router never sends work to a replica that is down"
         request.replica = self.replica_id
         self.batcher.admit(request)
         if self._wake is not None and not self._wake.triggered:
@@ -113,39 +121,86 @@ class Engine:
         elif self._span is not None:
             self.process.interrupt("arrival")
 
+    def fail(self) -> None:
+        """The replica goes down now: the step in progress is lost, steps that ended before
+        now are kept, and every request it held is handed to `on_evicted` (KV lost)."""
+        if self.down:
+            return
+        self.down = True
+        if self._stepping:
+            self.process.interrupt("failure")
+        elif self._wake is not None and not self._wake.triggered:
+            self._wake.succeed()
+
+    def restore(self) -> None:
+        """The replica serves again (repair and weight reload are the caller's clock)."""
+        if not self.down:
+            return
+        self.down = False
+        if self._restored is not None and not self._restored.triggered:
+            self._restored.succeed()
+
     def _run(self) -> Generator[simpy.Event, Any, None]:
         env = self.env
         while True:
+            if self.down:
+                self._evict()
+                self._restored = env.event()
+                yield self._restored
+                self._restored = None
+                self._clock = env.now
+                continue
             if self.batcher.idle:
                 self._wake = env.event()
                 yield self._wake
                 self._wake = None
                 self._clock = env.now
+                continue  # re-check: the wake-up may be a failure
             start_s = self._clock  # the end of our last step, or the wake-up instant
             plan = self.batcher.plan_step()
             assert plan is not None, "router only routes requests that fit an empty replica"
             num_steps = self.batcher.span_length(plan, self.max_span_steps) if self.fast_forward else 1
             span = self._make_span(plan, start_s, num_steps)
-            num_done = num_steps
-            self._span = span if num_steps > 1 else None
-            try:
-                yield env.timeout(max(0.0, span.ends_s[-1] - env.now))
-            except simpy.Interrupt:
-                num_done = int(np.searchsorted(span.ends_s, env.now, side="left")) + 1
-                num_done = min(num_done, num_steps)
-                self._span = None
-                yield from self._sleep_until(float(span.ends_s[num_done - 1]))
-            self._span = None
-            self._commit(span, num_done)
+            num_done = yield from self._wait_for(span)
+            if num_done:
+                self._commit(span, num_done)
 
-    def _sleep_until(self, time_s: float) -> Generator[simpy.Event, Any, None]:
-        """Wait until time_s, ignoring further interrupts (the step in progress must end)."""
-        while True:
-            try:
-                yield self.env.timeout(max(0.0, time_s - self.env.now))
-                return
-            except simpy.Interrupt:
-                continue
+    def _wait_for(self, span: StepSpan) -> Generator[simpy.Event, Any, int]:
+        """Wait for the span's steps; returns how many completed. An arrival cuts the span
+        after the step in progress; a failure loses the step in progress (steps that ended
+        strictly before the failure instant count, as with single stepping)."""
+        env = self.env
+        num_steps = len(span.ends_s)
+        target = num_steps
+        self._span = span if num_steps > 1 else None
+        self._stepping = True
+        try:
+            while True:
+                self._pending = (span, target)
+                try:
+                    yield env.timeout(max(0.0, float(span.ends_s[target - 1]) - env.now))
+                    return target
+                except simpy.Interrupt as interrupt:
+                    if interrupt.cause == "failure":
+                        return int(np.searchsorted(span.ends_s[:target], env.now, side="left"))
+                    self._span = None  # arrival: finish the step in progress, then re-plan
+                    target = min(target, int(np.searchsorted(span.ends_s, env.now, side="left")) + 1)
+        finally:
+            self._span = None
+            self._pending = None
+            self._stepping = False
+
+    def _evict(self) -> None:
+        """Drop every request this replica holds; their KV is lost with the replica."""
+        evicted = [*self.batcher.running, *self.batcher.waiting]
+        self.batcher.running = []
+        self.batcher.waiting.clear()
+        for request in evicted:
+            self.batcher.kv.free(request)
+            self.num_lost_tokens += request.num_computed_tokens
+            request.num_computed_tokens = 0
+        if evicted and self.on_evicted is not None:
+            self.on_evicted(evicted)
 
     def _make_span(self, plan: StepPlan, start_s: float, num_steps: int) -> StepSpan:
         kv = self.batcher.kv
@@ -174,12 +229,12 @@ class Engine:
             self.on_finish(request)
 
     def finalize(self, horizon_s: float) -> None:
-        """At a horizon, commit the steps of a running span that ended strictly before it
-        (exactly what single stepping would have committed)."""
-        span = self._span
-        if span is None:
+        """At a horizon, commit the steps in flight that ended strictly before it (exactly
+        what single stepping would have committed); the step in progress is not done."""
+        if self._pending is None:
             return
-        num_done = int(np.searchsorted(span.ends_s, horizon_s, side="left"))
-        self._span = None
+        span, target = self._pending
+        self._pending = self._span = None
+        num_done = min(target, int(np.searchsorted(span.ends_s, horizon_s, side="left")))
         if num_done > 0:
             self._commit(span, num_done)

@@ -1,0 +1,93 @@
+"""The serving system above the engines: admission, routing, retries after failures.
+
+Owns the path of every request from arrival to its one terminal record:
+- a request that can never fit (KV capacity or model context) is REJECTED at once;
+- otherwise the router picks an up replica; with none up it waits in the backlog;
+- a request evicted by a replica failure loses its KV and is retried on another replica
+  (it recomputes prompt + generated tokens) up to `max_retries` times, then is FAILED;
+- finishing, rejection and failure call `on_record` exactly once per request.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import simpy
+
+from clustersim.serving.engine import Engine
+from clustersim.serving.request import Request, RequestSpec, Status
+from clustersim.serving.router import Router
+
+
+@dataclass(slots=True)
+class Cluster:
+    """Router, replicas and the bookkeeping that keeps every request accounted for."""
+
+    env: simpy.Environment
+    router: Router
+    max_tokens: int  # prompt + output - 1 must fit a replica's KV cache
+    max_context: int  # prompt + output must fit the model's context window
+    on_record: Callable[[Request], None]
+    max_retries: int = 3
+    engines: list[Engine] = field(default_factory=list)
+    backlog: deque[Request] = field(default_factory=deque)
+
+    def attach(self, engines: Sequence[Engine]) -> None:
+        self.engines = list(engines)
+
+    def arrive(self, spec: RequestSpec) -> None:
+        """A new request arrives now."""
+        request = Request(spec)
+        total = spec.num_prompt_tokens + spec.num_output_tokens
+        if total - 1 > self.max_tokens or total > self.max_context:
+            request.status = Status.REJECTED
+            self.on_record(request)
+            return
+        self._route(request)
+
+    def _route(self, request: Request) -> None:
+        up = [i for i, engine in enumerate(self.engines) if not engine.down]
+        if not up:
+            self.backlog.append(request)
+            return
+        replica = self.router.choose(None if len(up) == len(self.engines) else up)
+        self.router.dispatched(replica, _tokens(request))
+        self.engines[replica].submit(request)
+
+    def finished(self, request: Request) -> None:
+        """Engine callback: the request produced its last token."""
+        request.status = Status.FINISHED
+        self.router.finished(request.replica, _tokens(request))
+        self.on_record(request)
+
+    def evicted(self, requests: list[Request]) -> None:
+        """Engine callback: a failed replica dropped these requests (their KV is gone)."""
+        for request in requests:
+            self.router.finished(request.replica, _tokens(request))
+            request.num_retries += 1
+            if request.num_retries > self.max_retries:
+                request.status = Status.FAILED
+                self.on_record(request)
+            else:
+                self._route(request)
+
+    def fail(self, replica: int) -> None:
+        self.engines[replica].fail()
+
+    def restore(self, replica: int) -> None:
+        """The replica is back: it takes the backlog first."""
+        self.engines[replica].restore()
+        pending, self.backlog = self.backlog, deque()
+        for request in pending:
+            self._route(request)
+
+    def unfinished(self) -> list[Request]:
+        """Requests still held anywhere (for the records at the horizon)."""
+        held = [r for e in self.engines for r in (*e.batcher.running, *e.batcher.waiting)]
+        return held + list(self.backlog)
+
+
+def _tokens(request: Request) -> int:
+    return request.spec.num_prompt_tokens + request.spec.num_output_tokens
