@@ -1,0 +1,151 @@
+"""NVIDIA systems: NVL72 racks and HGX 8-GPU servers, joined by a rail-optimized fat-tree.
+
+Inside a rack/server every GPU has a link to every NVSwitch chip (the NVLink planes); GPUs
+are endpoints and never relay traffic (`chips_forward=False`). Switch trays and compute
+trays are node attributes (`tray`), not nodes, so routing never crosses a non-physical edge;
+a failed tray is "remove the nodes with that tray". Scale-out: each GPU has its own NIC, NIC i
+of every domain sits on rail i (mod num_rails); each rail's NICs fill leaf switches
+`leaf_down_ports` at a time, and every leaf has one uplink to each spine. Oversubscription o
+means `leaf_down_ports / o` uplinks (= spines).
+"""
+
+from __future__ import annotations
+
+import math
+
+import networkx as nx
+
+from clustersim.errors import SpecError
+from clustersim.topology import figures as fig
+from clustersim.topology.graph import add_link, new_graph
+
+HGX_SYSTEMS = {
+    # gpu: (switch chips, per-GPU NVLink bw/dir, NIC bw/dir); systems.csv rows HGX/DGX H100/H200/B200/B300
+    "h100": (4, 18 * fig.NVLINK4_LINK_BW_BYTES_S, fig.NIC_400G_BW_BYTES_S),
+    "h200": (4, 18 * fig.NVLINK4_LINK_BW_BYTES_S, fig.NIC_400G_BW_BYTES_S),
+    "b200": (2, 18 * fig.NVLINK5_LINK_BW_BYTES_S, fig.NIC_400G_BW_BYTES_S),
+    "b300": (2, 18 * fig.NVLINK5_LINK_BW_BYTES_S, fig.NIC_800G_BW_BYTES_S),
+}
+"""H100's 18 links split 5/4/4/5 over its 4 NVSwitch3 chips; we spread them evenly (4.5 each),
+which keeps every plane equal so equal-split ECMP is exact for the total."""
+
+NVL72_NIC = {"gb200": fig.NIC_400G_BW_BYTES_S, "gb300": fig.NIC_800G_BW_BYTES_S}
+
+
+def _check_positive(name: str, value: float, where: str) -> None:
+    if not value > 0:
+        raise SpecError(f"{where}: {name}={value!r}, must be > 0")
+
+
+def _add_nvswitch_domain(
+    g: nx.DiGraph, prefix: str, domain: int, num_gpus: int, num_switches: int, gpu_bw_bytes_s: float
+) -> list[str]:
+    """Add `num_gpus` GPUs each linked to all `num_switches` switch chips; return the GPUs."""
+    per_link = gpu_bw_bytes_s / num_switches
+    switches = [f"{prefix}.sw{j}" for j in range(num_switches)]
+    for j, sw in enumerate(switches):
+        g.add_node(sw, kind="nvswitch", domain=domain, tray=j // 2, nvls=True)
+    gpus = [f"{prefix}.g{i}" for i in range(num_gpus)]
+    for i, gpu in enumerate(gpus):
+        g.add_node(gpu, kind="chip", domain=domain, local=i, tray=i // 4)
+        for sw in switches:
+            add_link(g, gpu, sw, per_link, fig.NVLINK_LATENCY_S, "nvlink")
+    return gpus
+
+
+def add_rail_fabric(
+    g: nx.DiGraph,
+    domains: list[list[str]],
+    nic_bw_bytes_s: float,
+    num_rails: int,
+    leaf_down_ports: int = 32,
+    oversubscription: float = 1.0,
+) -> None:
+    """Give every chip a NIC and join the NICs by a two-tier rail-optimized fat-tree.
+
+    Rail of a chip = its index inside its domain mod `num_rails`. Each leaf takes up to
+    `leaf_down_ports` NICs of one rail and has round(leaf_down_ports / oversubscription)
+    uplinks, one to each spine, each as fast as a NIC port.
+    """
+    where = "rail fabric"
+    _check_positive("nic_bw_bytes_s", nic_bw_bytes_s, where)
+    _check_positive("oversubscription", oversubscription, where)
+    if num_rails < 1 or leaf_down_ports < 1:
+        raise SpecError(f"{where}: num_rails={num_rails}, leaf_down_ports={leaf_down_ports}, both must be >= 1")
+    num_spines = max(1, round(leaf_down_ports / oversubscription))
+    spines = [f"spine{k}" for k in range(num_spines)]
+    for sp in spines:
+        g.add_node(sp, kind="spine")
+    for rail in range(num_rails):
+        nics = []
+        for dom in domains:
+            for i, chip in enumerate(dom):
+                if i % num_rails == rail:
+                    nic = f"{chip}.nic"
+                    g.add_node(nic, kind="nic", domain=g.nodes[chip].get("domain", 0), rail=rail)
+                    add_link(g, chip, nic, nic_bw_bytes_s, fig.SCALEOUT_LATENCY_S / 2, "pcie")
+                    nics.append(nic)
+        for l in range(math.ceil(len(nics) / leaf_down_ports)):
+            leaf = f"rail{rail}.leaf{l}"
+            g.add_node(leaf, kind="leaf", rail=rail)
+            for nic in nics[l * leaf_down_ports : (l + 1) * leaf_down_ports]:
+                add_link(g, nic, leaf, nic_bw_bytes_s, fig.SCALEOUT_LATENCY_S, "net")
+            for sp in spines:
+                add_link(g, leaf, sp, nic_bw_bytes_s, fig.SCALEOUT_LATENCY_S, "net")
+
+
+def nvl72(
+    version: str = "gb200",
+    num_racks: int = 1,
+    num_rails: int = 4,
+    leaf_down_ports: int = 32,
+    oversubscription: float = 1.0,
+) -> nx.DiGraph:
+    """GB200/GB300 NVL72 racks: 72 GPUs x 18 NVLink5 links (50 GB/s/dir each), one to each of
+    18 NVSwitch chips (9 trays x 2), so 900 GB/s/dir per GPU; with num_racks > 1 the racks
+    are joined by a rail fabric (NIC per GPU: 400 Gb/s GB200, 800 Gb/s GB300). The rail of a
+    GPU is its position in the compute tray (4 rails): our ASSUMPTION, NVIDIA's GB200
+    SuperPOD rail count is not in shared/data.
+
+    >>> g = nvl72(); sum(1 for _, k in g.nodes(data="kind") if k == "chip"), g.out_degree("r0.g0")
+    (72, 18)
+    """
+    if version not in NVL72_NIC:
+        raise SpecError(f"nvl72: version={version!r}, must be one of {sorted(NVL72_NIC)}")
+    if num_racks < 1:
+        raise SpecError(f"nvl72: num_racks={num_racks}, must be >= 1")
+    params = dict(version=version, num_racks=num_racks, num_rails=num_rails,
+                  leaf_down_ports=leaf_down_ports, oversubscription=oversubscription)
+    g = new_graph(f"{version}-nvl72x{num_racks}", "nvl72", params, fig.GPU_STEP_LATENCY_S, False)
+    gpu_bw = fig.NVLINKS_PER_GPU * fig.NVLINK5_LINK_BW_BYTES_S
+    racks = [_add_nvswitch_domain(g, f"r{r}", r, 72, 18, gpu_bw) for r in range(num_racks)]
+    if num_racks > 1:
+        add_rail_fabric(g, racks, NVL72_NIC[version], num_rails, leaf_down_ports, oversubscription)
+    return g
+
+
+def hgx(
+    gpu: str = "h100",
+    num_servers: int = 2,
+    num_rails: int = 8,
+    leaf_down_ports: int = 32,
+    oversubscription: float = 1.0,
+) -> nx.DiGraph:
+    """HGX 8-GPU servers (NVSwitch inside: 450 GB/s/dir per GPU on H100/H200, 900 on
+    B200/B300) on a two-tier rail-optimized fat-tree, one NIC per GPU (400 or 800 Gb/s).
+
+    >>> g = hgx("h100", num_servers=2); sum(1 for _, k in g.nodes(data="kind") if k == "chip")
+    16
+    """
+    if gpu not in HGX_SYSTEMS:
+        raise SpecError(f"hgx: gpu={gpu!r}, must be one of {sorted(HGX_SYSTEMS)}")
+    if num_servers < 1:
+        raise SpecError(f"hgx: num_servers={num_servers}, must be >= 1")
+    num_switches, gpu_bw, nic_bw = HGX_SYSTEMS[gpu]
+    params = dict(gpu=gpu, num_servers=num_servers, num_rails=num_rails,
+                  leaf_down_ports=leaf_down_ports, oversubscription=oversubscription)
+    g = new_graph(f"hgx-{gpu}-{num_servers}x8", "hgx", params, fig.GPU_STEP_LATENCY_S, False)
+    servers = [_add_nvswitch_domain(g, f"s{s}", s, 8, num_switches, gpu_bw) for s in range(num_servers)]
+    if num_servers > 1:
+        add_rail_fabric(g, servers, nic_bw, num_rails, leaf_down_ports, oversubscription)
+    return g
