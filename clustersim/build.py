@@ -8,18 +8,28 @@ fit in the replica's HBM.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import networkx as nx
+
 from clustersim.catalog import Catalog, ChipSpec, ModelSpec, load_catalog, model_from_hf_config
-from clustersim.errors import ScenarioError, SpecError
+from clustersim.collectives import GraphComm, PartitionError
+from clustersim.errors import PlacementError, ScenarioError, SpecError
 from clustersim.perf import ReplicaPerf, kv_bytes_per_token, kv_capacity_tokens, weight_bytes
 from clustersim.scenario import Scenario
+from clustersim.topology.files import load_topology
+from clustersim.topology.placement import ReplicaPlacement, place_replicas
 
 
 @dataclass(frozen=True, slots=True)
 class Built:
-    """Everything static about a run: specs, the replica's perf model and its KV capacity."""
+    """Everything static about a run: specs, the replica's perf model and its KV capacity.
+
+    With a topology, `replicas` holds one ReplicaPerf per replica whose communication is
+    routed on the graph at its placed chips (`placements`); without one, every replica
+    shares `replica` and its alpha-beta communication.
+    """
 
     scenario: Scenario
     chip: ChipSpec
@@ -27,6 +37,12 @@ class Built:
     replica: ReplicaPerf
     kv_capacity_tokens: int
     num_kv_blocks: int
+    replicas: tuple[ReplicaPerf, ...] = ()
+    graph: nx.DiGraph | None = None
+    placements: tuple[ReplicaPlacement, ...] = ()
+
+    def replica_perf(self, index: int) -> ReplicaPerf:
+        return self.replicas[index] if self.replicas else self.replica
 
     @property
     def num_chips(self) -> int:
@@ -98,4 +114,61 @@ def build(scenario: Scenario, where: str = "scenario") -> Built:
             f"{chip.name} leaves {have:.1f} GB usable; raise deployment.tp or pp, use a smaller weight_dtype, "
             "or lower engine.kv_reserve_fraction"
         )
-    return Built(scenario, chip, model, replica, capacity, capacity // block_size)
+    built = Built(scenario, chip, model, replica, capacity, capacity // block_size)
+    if scenario.topology is not None:
+        built = _place(built, where)
+    return built
+
+
+TOPOLOGY_CHIPS = {
+    ("nvl72", "gb200"): "GB200", ("nvl72", "gb300"): "GB300",
+    ("hgx", "h100"): "H100", ("hgx", "h200"): "H200", ("hgx", "b200"): "B200", ("hgx", "b300"): "B300",
+    ("tpu_slice", "v5e"): "TPU v5e", ("tpu_slice", "v6e"): "TPU v6e", ("tpu_slice", "v5p"): "TPU v5p", ("tpu_slice", "v7"): "TPU v7",
+    ("trn2", None): "Trainium2",
+}
+"""Which catalog chip each topology builder's graph is made of."""
+
+
+def topology_chip(graph: nx.DiGraph) -> str | None:
+    """The catalog chip name of a topology graph, from its builder and parameters."""
+    builder = graph.graph.get("builder")
+    params = graph.graph.get("params", {})
+    variant = params.get("version") or params.get("gpu")
+    return TOPOLOGY_CHIPS.get((builder, variant)) or TOPOLOGY_CHIPS.get((builder, None))
+
+
+def _place(built: Built, where: str) -> Built:
+    """Load the topology, place the replicas on it, route each replica's collectives."""
+    scenario = built.scenario
+    topo = scenario.topology
+    assert topo is not None
+    dep = scenario.deployment
+    try:
+        graph = load_topology(topo.name)
+    except SpecError as exc:
+        raise ScenarioError(f"{where}: topology.name={topo.name!r}: {exc}") from None
+    graph_chip = topology_chip(graph)
+    if graph_chip is not None and load_catalog(scenario.catalog_dirs).chip(graph_chip).name != built.chip.name:
+        raise ScenarioError(
+            f"{where}: deployment.chip={dep.chip!r}, but topology {topo.name!r} is built of {graph_chip}; "
+            f"use deployment.chip: {graph_chip!r} or a topology of {built.chip.name} chips"
+        )
+    try:
+        placements = place_replicas(graph, dep.num_replicas, dep.tp, dep.ep, dep.pp, policy=topo.policy, within=topo.within)
+    except PlacementError as exc:
+        raise ScenarioError(f"{where}: deployment.num_replicas={dep.num_replicas} x tp={dep.tp} on topology {topo.name!r}: {exc}") from None
+    replicas = []
+    comms: dict[tuple[str, ...], GraphComm] = {}
+    for placement in placements:
+        try:
+            comm = GraphComm.build(graph, placement.chips, placement.stage_size, group_sizes=_group_sizes(dep.tp, dep.ep, placement))
+        except PartitionError as exc:
+            raise ScenarioError(f"{where}: topology {topo.name!r}: replica {placement.index} cannot reach its chips: {exc}") from None
+        comms[placement.chips] = comm
+        replicas.append(replace(built.replica, comm=comm))
+    return replace(built, replicas=tuple(replicas), graph=graph, placements=tuple(placements))
+
+
+def _group_sizes(tp: int, ep: int, placement: ReplicaPlacement) -> list[int]:
+    """The group sizes the step model asks about: TP all-reduce and EP all-to-all."""
+    return sorted({s for s in (tp, ep) if s > 1} | {2}) if len(placement.chips) > 1 else [1]

@@ -132,7 +132,7 @@ def topology_show(
     picture: Optional[Path] = typer.Option(None, "--picture", help="Write an HTML/PNG picture here."),
 ) -> None:
     """Summarize a topology: chips, links, bisection bandwidth, diameter."""
-    from clustersim.topology import show_topology
+    from clustersim.topology.show import show_topology
 
     out.print(show_topology(name, picture))
 
@@ -147,6 +147,20 @@ def fidelity(
     from clustersim.fidelity import run_fidelity_cli
 
     run_fidelity_cli(csv_path, result, models, out)
+
+
+@app.command()
+def plan(
+    scenario: Path = typer.Argument(..., help="Scenario YAML whose measured throughput is scaled up."),
+    power_mw: float = typer.Option(..., "--power-mw", help="Facility power budget in MW (including cooling, via PUE)."),
+    target_load: float = typer.Option(1.0, "--target-load", help="Average fraction of the measured throughput used."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Keep the run directory here (default: a temporary one)."),
+) -> None:
+    """How many systems fit a power budget, and the facility's throughput and $ per M tokens."""
+    from clustersim.cost.report import plan_scenario, plan_table
+
+    cost, facility = plan_scenario(scenario, power_mw, target_load, out_dir)
+    out.print(plan_table(cost, facility))
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from clustersim.cost.config import CostConfig
 from clustersim.errors import ScenarioError
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -109,6 +110,16 @@ class Slo(_Strict):
     tpot_s: PositiveFloat | None = 0.1
 
 
+class TopologyConfig(_Strict):
+    """Where replicas sit on a physical interconnect: communication then comes from
+    collectives routed on the graph, and links.arrow records the load of every link."""
+
+    name: str  # a file in topologies/ (`clustersim topology show` lists them) or a path
+    policy: Literal["pack", "spread"] = "pack"  # fill a domain first, or deal replicas over domains
+    within: Literal["domain", "any"] = "domain"  # keep each replica in one scale-up domain
+    link_bucket_s: PositiveFloat = 1.0  # time bucket of links.arrow
+
+
 class RunConfig(_Strict):
     max_sim_s: PositiveFloat | None = None  # stop at this simulated time; unfinished requests are recorded as such
     record_steps: bool = True
@@ -122,11 +133,13 @@ class Scenario(_Strict):
     model: str = "llama-3.1-8b"
     catalog_dirs: list[str] = []
     deployment: Deployment = Deployment()
+    topology: TopologyConfig | None = None
     engine: EngineConfig = EngineConfig()
     router: RouterConfig = RouterConfig()
     workload: Workload = Workload(num_requests=200)
     slo: Slo = Slo()
     run: RunConfig = RunConfig()
+    cost: CostConfig = CostConfig()
 
 
 def parse_scenario(data: Any, where: str = "scenario") -> Scenario:
@@ -180,6 +193,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         if isinstance(lengths, dict) and "path" in lengths:
             workload["lengths"] = {**lengths, "path": fix(lengths["path"])}
         data["workload"] = workload
+    topology = data.get("topology")
+    if isinstance(topology, dict) and isinstance(topology.get("name"), str):
+        data["topology"] = {**topology, "name": fix(topology["name"])}
     if isinstance(data.get("catalog_dirs"), list):
         data["catalog_dirs"] = [fix(d) for d in data["catalog_dirs"]]
     return data

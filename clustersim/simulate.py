@@ -22,6 +22,7 @@ import simpy
 import clustersim
 from clustersim.build import Built, build
 from clustersim.errors import ScenarioError
+from clustersim.records.links import write_link_trace
 from clustersim.records import REQUESTS, STEPS, ArrowWriter, request_row, summarize, write_json_atomic
 from clustersim.scenario import Scenario
 from clustersim.serving.batcher import Batcher
@@ -29,6 +30,7 @@ from clustersim.serving.clock import arrival_timeout
 from clustersim.serving.engine import Engine
 from clustersim.serving.kv_cache import KVCache
 from clustersim.serving.request import Request, RequestSpec, Status
+from clustersim.serving.cluster import Cluster
 from clustersim.serving.router import Router
 from clustersim.serving.sources import RequestSource, make_source
 from clustersim.serving.step_log import StepLog
@@ -64,8 +66,13 @@ class _Run:
         self.requests_out = ArrowWriter(out_dir / "requests.arrow", REQUESTS, metadata=meta)
         self.steps_out = ArrowWriter(out_dir / "steps.arrow", STEPS, metadata=meta) if scenario.run.record_steps else None
         self.step_log = StepLog(self.steps_out) if self.steps_out is not None else None
-        self.router = Router(scenario.router.policy, scenario.deployment.num_replicas)
-        timer = PerfTimer(built.replica)
+        self.cluster = Cluster(
+            self.env,
+            Router(scenario.router.policy, scenario.deployment.num_replicas),
+            max_tokens=min(built.kv_capacity_tokens, built.num_kv_blocks * scenario.engine.block_size),
+            max_context=built.model.max_context,
+            on_record=self._record,
+        )
         self.engines = [
             Engine(
                 self.env,
@@ -75,16 +82,16 @@ class _Run:
                     max_num_batched_tokens=scenario.engine.max_num_batched_tokens,
                     max_num_seqs=scenario.engine.max_num_seqs,
                 ),
-                timer,
-                on_finish=self._finished,
+                PerfTimer(built.replica_perf(replica_id)),
+                on_finish=self.cluster.finished,
                 on_steps=self.step_log,
                 fast_forward=scenario.engine.fast_forward,
+                on_evicted=self.cluster.evicted,
             )
             for replica_id in range(scenario.deployment.num_replicas)
         ]
-        self.max_tokens = min(built.kv_capacity_tokens, built.num_kv_blocks * scenario.engine.block_size)
+        self.cluster.attach(self.engines)
         self.num_recorded = 0
-        self.last_event_s = 0.0
 
     def start(self) -> None:
         self.env.process(self._arrivals(self.source.initial()))
@@ -94,45 +101,25 @@ class _Run:
         for spec in specs:
             if spec.arrival_s > self.env.now:
                 yield arrival_timeout(self.env, spec.arrival_s - self.env.now)
-            self._dispatch(spec)
-
-    def _dispatch(self, spec: RequestSpec) -> None:
-        request = Request(spec)
-        need = spec.num_prompt_tokens + spec.num_output_tokens - 1
-        if need > self.max_tokens or spec.num_prompt_tokens + spec.num_output_tokens > self.built.model.max_context:
-            request.status = Status.REJECTED
-            self._record(request)
-            self._next_from_client(request)
-            return
-        replica = self.router.choose()
-        self.router.dispatched(replica, spec.num_prompt_tokens + spec.num_output_tokens)
-        self.engines[replica].submit(request)
-
-    def _finished(self, request: Request) -> None:
-        request.status = Status.FINISHED
-        self.router.finished(request.replica, request.spec.num_prompt_tokens + request.spec.num_output_tokens)
-        self._record(request)
-        self._next_from_client(request)
-
-    def _next_from_client(self, request: Request) -> None:
-        spec = self.source.next_after(request.spec, self.env.now)
-        if spec is not None:
-            self.env.process(self._arrivals((spec,)))
+            self.cluster.arrive(spec)
 
     def _record(self, request: Request) -> None:
+        """The one terminal record of a request; a closed-loop client then sends its next."""
         self.requests_out.append(**request_row(request))
         self.num_recorded += 1
-        self.last_event_s = max(self.last_event_s, self.env.now)
+        if request.status is not Status.UNFINISHED:
+            spec = self.source.next_after(request.spec, self.env.now)
+            if spec is not None:
+                self.env.process(self._arrivals((spec,)))
 
     def finish(self, horizon_s: float | None) -> None:
         """Close the books: spans cut at the horizon, unfinished requests recorded."""
         if horizon_s is not None:
             for engine in self.engines:
                 engine.finalize(horizon_s)
-        for engine in self.engines:
-            for request in [*engine.batcher.running, *engine.batcher.waiting]:
-                request.status = Status.UNFINISHED
-                self._record(request)
+        for request in self.cluster.unfinished():
+            request.status = Status.UNFINISHED
+            self._record(request)
 
 
 ProgressFn = Callable[[float, float], None]
@@ -177,6 +164,17 @@ def simulate(scenario: Scenario, out_dir: str | Path, progress: ProgressFn | Non
         "kv_dtype": built.replica.kv_dtype,
     }
     summary["simulated_s"] = run.env.now
+    link_file = {}
+    if built.graph is not None and step_stats is not None and scenario.topology is not None:
+        link_stats = write_link_trace(out / "links.arrow", out / "steps.arrow", built.replicas, built.graph, scenario.topology.link_bucket_s)
+        link_file = {"links.arrow": {"rows": link_stats.num_rows, "bytes": link_stats.num_bytes}}
+        summary["deployment"]["topology"] = scenario.topology.name
+        summary["deployment"]["placement"] = [list(p.chips) for p in built.placements[:8]]
+    # cost (clustersim.cost, issue 6): cost.arrow + summary["cost"], from the closed record files
+    from clustersim.cost import write_cost_trace
+
+    summary["cost"] = write_cost_trace(out, built, scenario.cost, end_s=run.env.now, busy_s=[e.busy_s for e in run.engines], where=where)
+    cost_file = {"cost.arrow": summary["cost"]["file"]} if summary["cost"].get("file") else {}
     write_json_atomic(out / "summary.json", summary)
     num_steps = sum(e.num_steps for e in run.engines)
     wall_s = time.perf_counter() - wall_start
@@ -188,6 +186,8 @@ def simulate(scenario: Scenario, out_dir: str | Path, progress: ProgressFn | Non
         "files": {
             "requests.arrow": {"rows": req_stats.num_rows, "bytes": req_stats.num_bytes},
             **({"steps.arrow": {"rows": step_stats.num_rows, "bytes": step_stats.num_bytes}} if step_stats else {}),
+            **cost_file,
+            **link_file,
             "summary.json": {},
         },
         "num_engine_steps": num_steps,
