@@ -83,6 +83,42 @@ def _print_summary(summary: dict) -> None:
 
 
 @app.command()
+def compare(
+    comparison: Path = typer.Argument(None, help="Comparison YAML (base + layouts); default: the built-in NVL72 vs TPU vs Trainium."),
+    out_dir: Path = typer.Option(Path("runs/compare"), "--out", help="Folder for one run directory per layout."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Override every layout's seed."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Parallel runs (default: one per CPU)."),
+) -> None:
+    """Run the same traffic on several layouts and compare throughput, latency and cost."""
+    from clustersim.compare import DEFAULT_COMPARISON, run_comparison
+
+    if seed is not None and seed < 0:
+        raise ClusterSimError(f"--seed={seed}, must be an integer >= 0")
+    if workers is not None and workers < 1:
+        raise ClusterSimError(f"--workers={workers}, must be an integer >= 1")
+    name, rows = run_comparison(comparison or DEFAULT_COMPARISON, out_dir, seed, workers)
+    table = Table(title=name)
+    columns = (
+        ("layout", "layout", "{}"), ("chips", "chips", "{}"), ("out tok/s/chip", "output_tokens_s_per_chip", "{:,.0f}"),
+        ("TTFT p50/p99 ms", ("ttft_p50_ms", "ttft_p99_ms"), "{:,.0f} / {:,.0f}"),
+        ("TPOT p50/p99 ms", ("tpot_p50_ms", "tpot_p99_ms"), "{:,.1f} / {:,.1f}"),
+        ("SLO met", "slo_attainment", "{:.1%}"), ("batch", "mean_batch", "{:.1f}"), ("pricing", "pricing", "{}"),
+        ("$/M out tok", "usd_per_mtok_output", "{:,.3f}"), ("$/M tok", "usd_per_mtok_blended", "{:,.3f}"),
+        ("tok/s per MW", "tokens_s_per_mw", "{:,.0f}"),
+    )
+    for title, _, _ in columns:
+        table.add_column(title, justify="left" if title in ("layout", "pricing") else "right")
+    for row in rows:
+        cells = []
+        for _, key, fmt in columns:
+            values = [row.get(k) for k in key] if isinstance(key, tuple) else [row.get(key)]
+            cells.append("n/a" if any(v is None for v in values) else fmt.format(*values))
+        table.add_row(*cells)
+    out.print(table)
+    out.print(f"wrote {out_dir}/comparison.json and one run directory per layout (rerun to resume)")
+
+
+@app.command()
 def validate(scenario: Path = typer.Argument(..., help="Scenario YAML to check.")) -> None:
     """Check a scenario (schema, catalog names, parallelism, memory fit) without running it."""
     from clustersim.build import build

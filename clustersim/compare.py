@@ -1,0 +1,102 @@
+"""Layout comparisons: one base scenario, several deployments, one table.
+
+A comparison file has `base:` (scenario fields shared by every layout) and `layouts:`
+(name -> fields that override the base, usually deployment and topology). Each layout runs
+as its own scenario into OUT/<name> (through the resumable sweep), and the table puts the
+planner's figures side by side: throughput per chip, latency percentiles, SLO attainment,
+$ per million tokens and tokens per MW.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from clustersim.errors import ScenarioError
+from clustersim.records import write_json_atomic
+from clustersim.scenario import Scenario, parse_scenario
+from clustersim.sweep import SweepResult, run_sweep
+
+DEFAULT_COMPARISON = Path(__file__).parent / "scenarios" / "compare.yaml"
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_comparison(path: str | Path, seed: int | None = None) -> tuple[str, list[tuple[str, Scenario]]]:
+    """Parse a comparison file into (name, [(layout, scenario), ...])."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError(f"{path}: comparison file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("layouts"), dict) or not data["layouts"]:
+        raise ScenarioError(f"{path}: needs `layouts:` mapping each layout name to scenario fields (and optional `base:`)")
+    base = data.get("base") or {}
+    if not isinstance(base, dict):
+        raise ScenarioError(f"{path}: base must be a mapping of scenario fields")
+    unknown = set(data) - {"name", "base", "layouts"}
+    if unknown:
+        raise ScenarioError(f"{path}: unknown top-level field(s) {sorted(unknown)}; valid: name, base, layouts")
+    runs = []
+    for layout, fields in data["layouts"].items():
+        if not isinstance(fields, dict):
+            raise ScenarioError(f"{path}: layouts.{layout} must be a mapping of scenario fields")
+        merged = _merge(base, fields)
+        merged.setdefault("name", str(layout))
+        if seed is not None:
+            merged["seed"] = seed
+        runs.append((str(layout), parse_scenario(merged, where=f"{path}: layouts.{layout}")))
+    return str(data.get("name", path.stem)), runs
+
+
+def comparison_rows(results: list[SweepResult]) -> list[dict[str, Any]]:
+    """The table's rows: one per layout, the figures a planner compares."""
+    rows = []
+    for r in results:
+        s = r.summary
+        lat, thr, cost, dep = s.get("latency", {}), s.get("throughput", {}), s.get("cost") or {}, s.get("deployment", {})
+        rows.append({
+            "layout": r.name,
+            "chips": dep.get("num_chips"),
+            "chip": dep.get("chip"),
+            "output_tokens_s_per_chip": thr.get("output_tokens_s_per_chip"),
+            "ttft_p50_ms": _ms((lat.get("ttft_s") or {}).get("p50")),
+            "ttft_p99_ms": _ms((lat.get("ttft_s") or {}).get("p99")),
+            "tpot_p50_ms": _ms((lat.get("tpot_s") or {}).get("p50")),
+            "tpot_p99_ms": _ms((lat.get("tpot_s") or {}).get("p99")),
+            "slo_attainment": (s.get("slo") or {}).get("attainment"),
+            "mean_batch": (s.get("steps") or {}).get("mean_num_seqs_time_weighted"),
+            "pricing": cost.get("mode"),
+            "usd_per_mtok_output": cost.get("usd_per_mtok_output"),
+            "usd_per_mtok_blended": cost.get("usd_per_mtok_blended"),
+            "tokens_s_per_mw": cost.get("tokens_s_per_mw"),
+            "run_dir": str(r.out_dir),
+            "reused": r.reused,
+        })
+    return rows
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else value * 1e3
+
+
+def run_comparison(path: str | Path, out_dir: str | Path, seed: int | None = None, workers: int | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """Run (or resume) a comparison and write OUT/comparison.json; returns (name, rows)."""
+    name, runs = load_comparison(path, seed)
+    results = run_sweep(runs, out_dir, workers)
+    rows = comparison_rows(results)
+    write_json_atomic(Path(out_dir) / "comparison.json", {"name": name, "rows": rows})
+    return name, rows
