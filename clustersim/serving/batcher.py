@@ -12,7 +12,7 @@ the front of the waiting queue. New requests are admitted only in steps without
 preemption, and only while blocks, budget and `max_num_seqs` allow.
 
 A steady decode batch (every running request generating one token, nothing admissible)
-repeats identically until a request finishes or KV blocks run out; `span_length` says
+repeats identically until a request finishes or KV blocks run out; `decode_span` says
 for how many steps, so the engine can advance them at once with identical results.
 """
 
@@ -121,8 +121,9 @@ class Batcher:
         done = {id(r) for r in finished}
         self.running = [r for r in self.running if id(r) not in done]
 
-    def span_length(self, plan: StepPlan, max_steps: int) -> int:
-        """Steps (>= 1, this plan's included) that will repeat this pure-decode plan unchanged.
+    def decode_span(self, plan: StepPlan, max_steps: int) -> np.ndarray | None:
+        """KV blocks in use during each step of the span that this pure-decode plan starts
+        (length k >= 2, step 0 being this plan), or None when the plan will not repeat.
 
         The plan repeats while no request finishes, no new KV block request fails and
         nothing can be admitted (free blocks only shrink during decode, so a head that
@@ -131,24 +132,25 @@ class Batcher:
         count before the span.
         """
         if not plan.is_pure_decode or len(plan.scheduled) != len(self.running) or max_steps <= 1:
-            return 1
+            return None
         budget_left = self.max_num_batched_tokens - plan.load.num_tokens
         if self.waiting and len(self.running) < self.max_num_seqs and budget_left > 0:
             head = self.waiting[0]
             num_new = min(head.num_tokens - head.num_computed_tokens, budget_left)
             if self.kv.extra_blocks(head, head.num_computed_tokens + num_new) <= self.kv.num_free_blocks:
-                return 1  # admissible (plan_step only skips it after a preemption): no span
-        remaining = min(r.spec.num_output_tokens - r.num_generated for r in self.running)
-        limit = min(remaining, max_steps)
+                return None  # admissible (plan_step only skips it after a preemption): no span
+        limit = min(min(r.spec.num_output_tokens - r.num_generated for r in self.running), max_steps)
         if limit <= 1:
-            return 1
+            return None
         block_size = self.kv.block_size
         computed = np.fromiter((r.num_computed_tokens for r in self.running), dtype=np.int64, count=len(self.running))
         phases = np.bincount((-computed) % block_size, minlength=block_size)
-        steps = np.arange(1, limit)
-        used = self.kv.num_used_blocks + np.cumsum(phases[steps % block_size])
+        increments = phases[np.arange(limit) % block_size]
+        increments[0] = 0  # step 0 is already allocated
+        used = self.kv.num_used_blocks + np.cumsum(increments)
         over = np.flatnonzero(used > self.kv.num_total_blocks)
-        return int(over[0]) + 1 if over.size else limit
+        num_steps = int(over[0]) if over.size else limit
+        return used[:num_steps] if num_steps >= 2 else None
 
     def commit_span(self, num_steps: int, end_s: float) -> list[Request]:
         """Apply num_steps steps of a steady decode span (the first already allocated)."""
@@ -157,22 +159,13 @@ class Batcher:
             request.num_computed_tokens += num_steps
             request.num_generated += num_steps
             ok = self.kv.allocate(request, request.num_computed_tokens)
-            assert ok, "span_length guaranteed these blocks"
+            assert ok, "decode_span guaranteed these blocks"
             if request.done:
                 request.finish_s = end_s
                 finished.append(request)
         if finished:
             self._retire(finished)
         return finished
-
-    def kv_used_in_span(self, num_steps: int) -> np.ndarray:
-        """Blocks in use during each of the span's first num_steps steps (after allocation)."""
-        block_size = self.kv.block_size
-        computed = np.fromiter((r.num_computed_tokens for r in self.running), dtype=np.int64, count=len(self.running))
-        phases = np.bincount((-computed) % block_size, minlength=block_size)
-        steps = np.arange(num_steps)
-        increments = np.where(steps == 0, 0, phases[steps % block_size])
-        return self.kv.num_used_blocks + np.cumsum(increments)
 
 
 def _plan_of(scheduled: list[tuple[Request, int]], num_preempted: int) -> StepPlan:

@@ -159,8 +159,8 @@ class Engine:
             start_s = self._clock  # the end of our last step, or the wake-up instant
             plan = self.batcher.plan_step()
             assert plan is not None, "router only routes requests that fit an empty replica"
-            num_steps = self.batcher.span_length(plan, self.max_span_steps) if self.fast_forward else 1
-            span = self._make_span(plan, start_s, num_steps)
+            kv_used = self.batcher.decode_span(plan, self.max_span_steps) if self.fast_forward else None
+            span = self._make_span(plan, start_s, kv_used)
             num_done = yield from self._wait_for(span)
             if num_done:
                 self._commit(span, num_done)
@@ -202,15 +202,15 @@ class Engine:
         if evicted and self.on_evicted is not None:
             self.on_evicted(evicted)
 
-    def _make_span(self, plan: StepPlan, start_s: float, num_steps: int) -> StepSpan:
+    def _make_span(self, plan: StepPlan, start_s: float, kv_used: np.ndarray | None) -> StepSpan:
+        """Durations, costs and KV use of the plan's one step, or of its whole decode span."""
         kv = self.batcher.kv
-        if num_steps == 1:
+        if kv_used is None:
             costs = tuple(np.array([value]) for value in self.timer.step(plan.load))
             kv_used = np.array([kv.num_used_blocks])
             ends = np.array([start_s + costs[0][0]])
         else:
-            costs = self.timer.decode_run(plan.load, num_steps)
-            kv_used = self.batcher.kv_used_in_span(num_steps)
+            costs = self.timer.decode_run(plan.load, len(kv_used))
             ends = np.cumsum(np.concatenate(([start_s], costs[0])))[1:]
         return StepSpan(plan, start_s, ends, costs, kv_used, len(self.batcher.waiting), kv.num_total_blocks)
 
