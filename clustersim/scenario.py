@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from clustersim.cost.config import CostConfig
 from clustersim.errors import ScenarioError
+from clustersim.failures.config import FailuresConfig
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -140,6 +141,7 @@ class Scenario(_Strict):
     slo: Slo = Slo()
     run: RunConfig = RunConfig()
     cost: CostConfig = CostConfig()
+    failures: FailuresConfig = FailuresConfig()
 
 
 def parse_scenario(data: Any, where: str = "scenario") -> Scenario:

@@ -22,6 +22,7 @@ import simpy
 import clustersim
 from clustersim.build import Built, build
 from clustersim.errors import ScenarioError
+from clustersim.failures.attach import attach_failures
 from clustersim.records.links import write_link_trace
 from clustersim.records import REQUESTS, STEPS, ArrowWriter, request_row, summarize, write_json_atomic
 from clustersim.scenario import Scenario
@@ -132,6 +133,7 @@ def simulate(scenario: Scenario, out_dir: str | Path, progress: ProgressFn | Non
     out = Path(out_dir)
     _prepare_out_dir(out)
     run = _Run(built, out)
+    hooks = attach_failures(run, scenario.failures, out)
     try:
         run.start()
         horizon = scenario.run.max_sim_s
@@ -142,6 +144,8 @@ def simulate(scenario: Scenario, out_dir: str | Path, progress: ProgressFn | Non
             run.step_log.flush()
         step_stats = run.steps_out.close() if run.steps_out is not None else None
     except BaseException:
+        if hooks is not None:
+            hooks.abort()
         run.requests_out.abort()
         if run.steps_out is not None:
             run.steps_out.abort()
@@ -164,6 +168,10 @@ def simulate(scenario: Scenario, out_dir: str | Path, progress: ProgressFn | Non
         "kv_dtype": built.replica.kv_dtype,
     }
     summary["simulated_s"] = run.env.now
+    failure_file = {}
+    if hooks is not None:
+        summary["failures"] = hooks.finish(out / "requests.arrow", horizon_s=run.env.now)
+        failure_file = dict(summary["failures"].get("file") or {})
     link_file = {}
     if built.graph is not None and step_stats is not None and scenario.topology is not None:
         link_stats = write_link_trace(out / "links.arrow", out / "steps.arrow", built.replicas, built.graph, scenario.topology.link_bucket_s)
@@ -188,6 +196,7 @@ def simulate(scenario: Scenario, out_dir: str | Path, progress: ProgressFn | Non
             **({"steps.arrow": {"rows": step_stats.num_rows, "bytes": step_stats.num_bytes}} if step_stats else {}),
             **cost_file,
             **link_file,
+            **failure_file,
             "summary.json": {},
         },
         "num_engine_steps": num_steps,

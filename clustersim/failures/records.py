@@ -1,0 +1,141 @@
+"""events.arrow (one row per failure-side event) and the failure part of summary.json.
+
+A replica is *down* from the `fail` or `partition` row that lists it (rows list only the
+replicas newly taken out) until the `reload_done` row that lists it; everything the summary
+says about availability is read back from those rows, so it checks the injector rather
+than repeating it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+EVENT_KINDS = ("fail", "repair", "reconfig", "reload_start", "reload_done", "degrade", "restore_bw", "partition")
+DOWN_KINDS = ("fail", "partition")
+
+EVENTS: pa.Schema = pa.schema(
+    [
+        pa.field(n, t, metadata={"description": d})
+        for n, t, d in [
+            ("time_s", pa.float64(), "simulated time of the event"),
+            ("component", pa.string(), "component id (chip, 'u|v' link, host:..., power:...), or replica<r>"),
+            ("component_class", pa.string(), "failure class (chip, hbm, host, nvswitch, ...) or 'replica'"),
+            ("kind", pa.string(), "one of " + ", ".join(EVENT_KINDS)),
+            ("affected_replicas", pa.list_(pa.int32()), "replicas this event changes (newly down, degraded, back)"),
+            ("affected_chips", pa.int32(), "chips the failed component kills (0 for links and switches)"),
+            ("recovery_s", pa.float64(), "fail/partition/degrade: repair time; reload_start: reload time; "
+             "reconfig: OCS reconfiguration time; reload_done: how long the replica was out"),
+        ]
+    ],
+    metadata={"clustersim.table": "events"},
+)
+
+
+def event_row(time_s: float, component: str, component_class: str, kind: str, replicas, num_chips: int, recovery_s: float) -> dict[str, Any]:
+    """One EVENTS row.
+
+    >>> event_row(1.0, "c0", "chip", "fail", {2, 1}, 1, 60.0)["affected_replicas"]
+    [1, 2]
+    """
+    assert kind in EVENT_KINDS, kind
+    return {
+        "time_s": float(time_s),
+        "component": component,
+        "component_class": component_class,
+        "kind": kind,
+        "affected_replicas": sorted(int(r) for r in replicas),
+        "affected_chips": int(num_chips),
+        "recovery_s": float(recovery_s),
+    }
+
+
+def down_intervals(events: pa.Table, num_replicas: int, horizon_s: float) -> list[list[tuple[float, float]]]:
+    """Per replica, its out-of-service intervals clipped to [0, horizon_s].
+
+    >>> t = pa.Table.from_pylist([event_row(10, "c", "chip", "fail", [0], 1, 5),
+    ...                           event_row(20, "replica0", "replica", "reload_done", [0], 0, 10)], schema=EVENTS)
+    >>> down_intervals(t, 2, 100.0)
+    [[(10.0, 20.0)], []]
+    """
+    since: list[float | None] = [None] * num_replicas
+    out: list[list[tuple[float, float]]] = [[] for _ in range(num_replicas)]
+    for row in events.select(["time_s", "kind", "affected_replicas"]).to_pylist():
+        t = min(row["time_s"], horizon_s)
+        for r in row["affected_replicas"]:
+            if row["kind"] in DOWN_KINDS and since[r] is None:
+                since[r] = t
+            elif row["kind"] == "reload_done" and since[r] is not None:
+                out[r].append((since[r], t))
+                since[r] = None
+    for r, s in enumerate(since):
+        if s is not None:
+            out[r].append((s, horizon_s))
+    return out
+
+
+def _service_up_s(intervals: list[list[tuple[float, float]]], horizon_s: float) -> float:
+    """Time with at least one replica up: horizon minus time when all are down (sweep)."""
+    edges = sorted((t, d) for iv in intervals for a, b in iv for t, d in ((a, 1), (b, -1)))
+    num_down, last, all_down_s = 0, 0.0, 0.0
+    for t, d in edges:
+        if num_down == len(intervals):
+            all_down_s += t - last
+        num_down += d
+        last = t
+    if num_down == len(intervals) and intervals:
+        all_down_s += horizon_s - last
+    return horizon_s - all_down_s
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def failure_summary(events: pa.Table, requests: pa.Table, num_replicas: int, horizon_s: float, num_lost_tokens: int = 0) -> dict[str, Any]:
+    """Availability per replica and for the service, mean capacity online, goodput lost to
+    failed requests, tokens recomputed (engines' num_lost_tokens), observed replica MTTF.
+
+    replica availability = 1 - down time / horizon; service availability = fraction of the
+    horizon with at least one replica up; mean capacity online = mean replica availability;
+    observed replica MTTF = total up time / number of times a replica went down.
+    """
+    intervals = down_intervals(events, num_replicas, horizon_s)
+    down_s = [sum(b - a for a, b in iv) for iv in intervals]
+    avail = [1.0 - d / horizon_s if horizon_s > 0 else 1.0 for d in down_s]
+    num_outages = sum(len(iv) for iv in intervals)
+    up_s = num_replicas * horizon_s - sum(down_s)
+    kinds = events.column("kind").to_pylist()
+    classes = events.column("component_class").to_pylist()
+    fails_by_class: dict[str, int] = {}
+    for k, c in zip(kinds, classes):
+        if k == "fail":
+            fails_by_class[c] = fails_by_class.get(c, 0) + 1
+    status = np.asarray(requests.column("status").to_pylist(), dtype=object)
+    failed = status == "failed"
+    prompt = requests.column("num_prompt_tokens").to_numpy()
+    output = requests.column("num_output_tokens").to_numpy()
+    retries = requests.column("num_retries").to_numpy() if "num_retries" in requests.column_names else np.zeros(len(status))
+    num_faults = sum(fails_by_class.values())
+    return {
+        "horizon_s": horizon_s,
+        "num_faults": num_faults,
+        "faults_by_class": dict(sorted(fails_by_class.items())),
+        "num_replica_outages": num_outages,
+        "replica_availability": avail,
+        "service_availability": _service_up_s(intervals, horizon_s) / horizon_s if horizon_s > 0 else 1.0,
+        "mean_capacity_online": float(np.mean(avail)) if avail else 1.0,
+        "replica_down_s": down_s,
+        "observed_replica_mttf_s": _finite(up_s / num_outages) if num_outages else None,
+        "observed_mean_time_between_faults_s": horizon_s / num_faults if num_faults else None,
+        "num_failed_requests": int(failed.sum()),
+        "goodput_lost_tokens": int((prompt[failed] + output[failed]).sum()),
+        "goodput_lost_output_tokens": int(output[failed].sum()),
+        "num_retries": int(np.sum(retries)),
+        "tokens_recomputed": int(num_lost_tokens),
+        "num_degrade_events": int(pc.sum(pc.equal(events.column("kind"), "degrade")).as_py() or 0),
+    }
