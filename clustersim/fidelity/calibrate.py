@@ -1,0 +1,390 @@
+"""Fit the per-family efficiency factors on measurement rows, and cross-validate the fit.
+
+Procedure (deterministic: no randomness, fixed starting point and iteration budget):
+
+1. Fit rows are those whose schedule does not depend on step times: offline and batch
+   (every request waits at t=0), prefill and decode (one repeated step). Each distinct setup
+   is simulated once with the prior factors while recording every step's `BatchLoad`; for
+   new factors the same steps are re-timed with the perf model (exact: the batcher's
+   choices depend only on tokens and KV blocks, never on time), giving every request's
+   first-token and finish times, hence every metric. Server, qps and concurrency rows are
+   evaluated, not fitted (their schedules move with the factors; they test the fit).
+2. Per chip family, parameters: compute and memory (fractions, mapped through a logistic
+   onto [0.05, 0.95]) and step_overhead_s (log, within [1e-5, 0.05] s); attention_compute
+   keeps its prior ratio to compute. A family with fewer than FULL_FIT_MIN_SETUPS distinct
+   fit setups fits compute and memory only; with one setup, a single common scale.
+3. Loss: mean over the family's fit rows of the Cauchy loss log(1 + (e / 0.25)^2) of the
+   log error e = ln(predicted / measured) (robust to the few rows whose engine setting we
+   cannot know), plus REGULARIZATION x squared distance from the priors in the transformed
+   parameters (keeps sparse families near the physics priors). Minimized by Nelder-Mead
+   (our own implementation below) from the priors.
+4. k-fold cross-validation: distinct setups are dealt into k folds in a fixed order; each
+   fold's rows are predicted with factors fitted on the other folds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from clustersim.catalog import Catalog
+from clustersim.fidelity.mapping import Mapped, Setup
+from clustersim.fidelity.runner import (
+    _fixed,
+    _serve,
+    fixed_schedule,
+    fixed_schedule_metrics,
+    make_replica,
+    run_setup,
+)
+from clustersim.perf import ReplicaPerf, decode_run_costs, step_time_s
+from clustersim.perf.efficiency import Efficiency
+from clustersim.perf.load import BatchLoad
+from clustersim.serving.timing import PerfTimer
+
+FIT_MODES = ("offline", "batch", "prefill", "decode")
+FULL_FIT_MIN_SETUPS = 4
+REGULARIZATION = 0.02
+CAUCHY_SCALE = 0.25
+MAX_EVALS = 160
+FRACTION_LO, FRACTION_HI = 0.05, 0.95
+OVERHEAD_LO_S, OVERHEAD_HI_S = 1e-5, 0.05
+
+
+class _RecordingTimer:
+    """A PerfTimer that also keeps every (load, num_steps) it was asked to time."""
+
+    def __init__(self, replica: ReplicaPerf) -> None:
+        self.inner = PerfTimer(replica)
+        self.calls: list[tuple[BatchLoad, int]] = []
+
+    def step(self, load: BatchLoad) -> tuple[float, float, float, float, float]:
+        self.calls.append((load, 1))
+        return self.inner.step(load)
+
+    def decode_run(self, load: BatchLoad, num_steps: int) -> tuple[np.ndarray, ...]:
+        self.calls.append((load, num_steps))
+        return self.inner.decode_run(load, num_steps)
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A recorded fixed schedule: the steps, and at which step each request got its first
+    token and finished (indices into the flattened step list)."""
+
+    calls: tuple[tuple[BatchLoad, int], ...]
+    first_step: np.ndarray
+    finish_step: np.ndarray
+    num_out: np.ndarray
+
+
+def _durations(replica: ReplicaPerf, calls: Sequence[tuple[BatchLoad, int]]) -> np.ndarray:
+    parts = []
+    for load, n in calls:
+        if n == 1:
+            parts.append(np.array([step_time_s(replica, load)]))
+        else:
+            parts.append(decode_run_costs(replica, load, n).step_s)
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def record_schedule(setup: Setup, catalog: Catalog, eff: Efficiency) -> Schedule:
+    """Simulate a batch/offline setup once and keep its schedule for re-timing."""
+    replica, capacity = make_replica(setup, catalog, eff)
+    num, max_seqs, max_tokens = fixed_schedule(setup, capacity)
+    timer = _RecordingTimer(replica)
+    done = _serve(replica, capacity, max_seqs, max_tokens, _fixed(num, setup.isl, setup.osl), timer=timer)
+    ends = np.cumsum(_durations(replica, timer.calls))
+
+    def index(times: np.ndarray) -> np.ndarray:
+        return np.minimum(np.searchsorted(ends, times * (1 - 1e-9), side="left"), len(ends) - 1)
+
+    return Schedule(
+        tuple(timer.calls),
+        index(np.array([r.first_token_s for r in done])),
+        index(np.array([r.finish_s for r in done])),
+        np.array([r.spec.num_output_tokens for r in done], dtype=float),
+    )
+
+
+def retimed_metrics(setup: Setup, schedule: Schedule, replica: ReplicaPerf) -> dict[str, float]:
+    """The metrics of `setup` had its recorded steps been timed by `replica`'s perf model."""
+    ends = np.cumsum(_durations(replica, schedule.calls))
+    first, finish = ends[schedule.first_step], ends[schedule.finish_step]
+    return fixed_schedule_metrics(setup, np.zeros_like(first), first, finish, schedule.num_out)
+
+
+# ---- parameters <-> efficiency ---------------------------------------------------------
+
+
+def _to_unit(value: float) -> float:
+    p = (min(max(value, FRACTION_LO + 1e-6), FRACTION_HI - 1e-6) - FRACTION_LO) / (FRACTION_HI - FRACTION_LO)
+    return math.log(p / (1 - p))
+
+
+def _from_unit(z: float) -> float:
+    return FRACTION_LO + (FRACTION_HI - FRACTION_LO) / (1 + math.exp(-max(min(z, 50.0), -50.0)))
+
+
+def _to_overhead(value: float) -> float:
+    return math.log(min(max(value, OVERHEAD_LO_S), OVERHEAD_HI_S))
+
+
+def _from_overhead(z: float) -> float:
+    return min(max(math.exp(max(min(z, 10.0), -50.0)), OVERHEAD_LO_S), OVERHEAD_HI_S)
+
+
+def num_params(num_setups: int) -> int:
+    """Parameters fitted for a family with `num_setups` distinct fit setups (1, 2 or 3).
+
+    >>> num_params(1), num_params(3), num_params(4)
+    (1, 2, 3)
+    """
+    return 1 if num_setups <= 1 else (2 if num_setups < FULL_FIT_MIN_SETUPS else 3)
+
+
+def factors_from(prior: Efficiency, x: Sequence[float]) -> Efficiency:
+    """Efficiency from transformed parameters x (1: common scale; 2: compute, memory; 3: + overhead)."""
+    zc, zm = _to_unit(prior.compute), _to_unit(prior.memory)
+    overhead = prior.step_overhead_s
+    if len(x) == 1:
+        zc, zm = zc + x[0], zm + x[0]
+    else:
+        zc, zm = x[0], x[1]
+        if len(x) == 3:
+            overhead = _from_overhead(x[2])
+    compute, memory = _from_unit(zc), _from_unit(zm)
+    attention = min(1.0, prior.attention_compute * compute / prior.compute)
+    return dataclasses.replace(prior, compute=compute, memory=memory, attention_compute=attention, step_overhead_s=overhead)
+
+
+def _start(prior: Efficiency, k: int) -> list[float]:
+    if k == 1:
+        return [0.0]
+    x = [_to_unit(prior.compute), _to_unit(prior.memory)]
+    return x + [_to_overhead(prior.step_overhead_s)] if k == 3 else x
+
+
+# ---- optimizer -------------------------------------------------------------------------
+
+
+def nelder_mead(f: Callable[[np.ndarray], float], x0: Sequence[float], step: float = 0.5,
+                max_evals: int = MAX_EVALS, tol: float = 1e-6) -> tuple[np.ndarray, float]:
+    """Minimize f from x0 (standard reflection/expansion/contraction/shrink); deterministic.
+
+    >>> x, fx = nelder_mead(lambda v: float((v[0] - 1) ** 2 + (v[1] + 2) ** 2), [0.0, 0.0], max_evals=400)
+    >>> [round(float(c), 3) for c in x], round(fx, 6)
+    ([1.0, -2.0], 0.0)
+    """
+    n = len(x0)
+    simplex = [np.array(x0, dtype=float)]
+    for i in range(n):
+        v = np.array(x0, dtype=float)
+        v[i] += step
+        simplex.append(v)
+    values = [f(v) for v in simplex]
+    evals = n + 1
+    while evals < max_evals:
+        order = np.argsort(values, kind="stable")
+        simplex = [simplex[i] for i in order]
+        values = [values[i] for i in order]
+        if abs(values[-1] - values[0]) <= tol * (1 + abs(values[0])):
+            break
+        centroid = np.mean(simplex[:-1], axis=0)
+        xr = centroid + (centroid - simplex[-1])
+        fr = f(xr)
+        evals += 1
+        if fr < values[0]:
+            xe = centroid + 2 * (centroid - simplex[-1])
+            fe = f(xe)
+            evals += 1
+            simplex[-1], values[-1] = (xe, fe) if fe < fr else (xr, fr)
+        elif fr < values[-2]:
+            simplex[-1], values[-1] = xr, fr
+        else:
+            xc = centroid + 0.5 * (simplex[-1] - centroid) if fr >= values[-1] else centroid + 0.5 * (xr - centroid)
+            fc = f(xc)
+            evals += 1
+            if fc < min(fr, values[-1]):
+                simplex[-1], values[-1] = xc, fc
+            else:
+                for i in range(1, n + 1):
+                    simplex[i] = simplex[0] + 0.5 * (simplex[i] - simplex[0])
+                    values[i] = f(simplex[i])
+                evals += n
+    best = int(np.argmin(values))
+    return simplex[best], float(values[best])
+
+
+# ---- the fit ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FitData:
+    """Fit rows of one family with what re-timing them needs."""
+
+    family: str
+    items: tuple[Mapped, ...]
+    schedules: dict[Setup, Schedule]
+
+
+def fit_data(mapped: Sequence[Mapped], catalog: Catalog, table: dict[str, Efficiency]) -> dict[str, FitData]:
+    """Fit rows grouped by chip family, their fixed schedules recorded once with `table`."""
+    by_family: dict[str, list[Mapped]] = {}
+    for item in mapped:
+        if item.setup is not None and item.setup.mode in FIT_MODES:
+            by_family.setdefault(item.setup.family, []).append(item)
+    data = {}
+    for family, items in sorted(by_family.items()):
+        schedules = {}
+        for setup in dict.fromkeys(i.setup for i in items):
+            assert setup is not None
+            if setup.mode in ("batch", "offline"):
+                schedules[setup] = record_schedule(setup, catalog, table[family])
+        data[family] = FitData(family, tuple(items), schedules)
+    return data
+
+
+def predict(data: FitData, catalog: Catalog, eff: Efficiency, items: Sequence[Mapped] | None = None) -> list[tuple[Mapped, float | None]]:
+    """Predicted value of each fit row (None when the metric is not produced) under `eff`."""
+    items = data.items if items is None else items
+    cache: dict[Setup, dict[str, float]] = {}
+    out = []
+    for item in items:
+        setup = item.setup
+        assert setup is not None
+        if setup not in cache:
+            if setup in data.schedules:
+                replica, _ = make_replica(setup, catalog, eff)
+                cache[setup] = retimed_metrics(setup, data.schedules[setup], replica)
+            else:
+                cache[setup] = run_setup(setup, catalog, eff).metrics
+        metrics = cache[setup]
+        value = metrics.get(item.row.metric)
+        if value is None and item.row.metric == "input_tok_s_per_chip" and "output_tok_s_per_chip" in metrics:
+            value = metrics["output_tok_s_per_chip"] * setup.isl / setup.osl
+        out.append((item, value))
+    return out
+
+
+def _loss(pairs: Sequence[tuple[Mapped, float | None]]) -> float:
+    terms = [math.log1p((math.log(v / m.row.value) / CAUCHY_SCALE) ** 2) for m, v in pairs if v and v > 0]
+    return sum(terms) / len(terms) if terms else 0.0
+
+
+def fit_family(data: FitData, catalog: Catalog, prior: Efficiency, items: Sequence[Mapped] | None = None) -> Efficiency:
+    """Factors of one family minimizing the module's loss over `items` (default all its fit rows)."""
+    items = data.items if items is None else items
+    if not items:
+        return prior
+    k = num_params(len({i.setup for i in items}))
+    x0 = _start(prior, k)
+
+    def objective(x: np.ndarray) -> float:
+        eff = factors_from(prior, list(x))
+        reg = REGULARIZATION * float(np.sum((np.asarray(x) - np.asarray(x0)) ** 2))
+        return _loss(predict(data, catalog, eff, items)) + reg
+
+    x, _ = nelder_mead(objective, x0)
+    return factors_from(prior, list(x))
+
+
+def fit(mapped: Sequence[Mapped], catalog: Catalog, table: dict[str, Efficiency],
+        data: dict[str, FitData] | None = None) -> dict[str, Efficiency]:
+    """A new table: every family with fit rows refitted, the others as in `table`."""
+    data = fit_data(mapped, catalog, table) if data is None else data
+    new = dict(table)
+    for family, d in data.items():
+        new[family] = fit_family(d, catalog, table[family])
+    return new
+
+
+def fold_of(setup: Setup, folds: dict[Setup, int]) -> int:
+    return folds[setup]
+
+
+def cross_validate(mapped: Sequence[Mapped], catalog: Catalog, table: dict[str, Efficiency], k: int = 5,
+                   data: dict[str, FitData] | None = None) -> list[tuple[Mapped, float | None]]:
+    """Held-out predictions of every fit row: setups dealt into k folds in sorted order,
+    each fold predicted with factors fitted on the rest."""
+    data = fit_data(mapped, catalog, table) if data is None else data
+    out: list[tuple[Mapped, float | None]] = []
+    for family, d in data.items():
+        setups = sorted({i.setup for i in d.items}, key=repr)
+        folds = {s: n % k for n, s in enumerate(setups)}
+        for fold in range(k):
+            held = [i for i in d.items if folds[i.setup] == fold]
+            train = [i for i in d.items if folds[i.setup] != fold]
+            if not held:
+                continue
+            eff = fit_family(d, catalog, table[family], train) if train else table[family]
+            out.extend(predict(d, catalog, eff, held))
+    return out
+
+
+# ---- storing the fit -------------------------------------------------------------------
+
+_PRIOR_FIELDS = ("compute", "memory", "attention_compute", "step_overhead_s")
+
+
+def prior_table(text: str, table: dict[str, Efficiency]) -> dict[str, Efficiency]:
+    """`table` with each fitted factor replaced by the `prior:` value kept beside it in the
+    efficiency.yaml `text` (factors never fitted keep their values): fits and
+    cross-validation always start from, and regularize toward, the physics priors."""
+    import yaml
+
+    families = yaml.safe_load(text).get("families", {})
+    out = dict(table)
+    for family, entry in families.items():
+        if family not in out or not isinstance(entry, dict):
+            continue
+        priors = {n: float(entry[n]["prior"]) for n in _PRIOR_FIELDS
+                  if isinstance(entry.get(n), dict) and "prior" in entry[n]}
+        if priors:
+            out[family] = dataclasses.replace(out[family], **priors)
+    return out
+
+
+_FACTOR_ORDER = ("compute", "memory", "attention_compute", "comm_bw", "step_overhead_s", "layer_overhead_s", "comm_latency_s")
+
+
+FIT_BEGIN, FIT_END = "# --- fit provenance", "# --- end of fit provenance"
+
+
+def efficiency_yaml(original_text: str, fitted: dict[str, Efficiency], date: str, provenance: dict[str, str]) -> str:
+    """The efficiency.yaml text with the families in `provenance` refitted: their values from
+    `fitted`, `fitted: <date>`, each fitted factor's prior kept beside it (`prior:`), every
+    `why` kept, and one provenance line per family in a comment block under the header."""
+    import yaml
+
+    data = yaml.safe_load(original_text)
+    header = original_text[: original_text.index("schema:")].rstrip("\n").split("\n")
+    if FIT_BEGIN in header:
+        header = header[: header.index(FIT_BEGIN)] + header[header.index(FIT_END) + 1:]
+    lines = [*header, FIT_BEGIN, f"# Fitted {date}:"]
+    lines += [f"#   {family}: {note}" for family, note in sorted(provenance.items())]
+    lines += [FIT_END, f"schema: {data.get('schema', 1)}", "families:"]
+    for family, entry in data["families"].items():
+        changed = family in provenance and family in fitted
+        lines.append(f"  {family}:")
+        lines.append(f"    fitted: {date if changed else entry.get('fitted', 'prior')}")
+        for name in _FACTOR_ORDER:
+            factor = entry[name]
+            value = getattr(fitted[family], name) if changed else factor["value"]
+            prior = factor.get("prior", factor["value"] if changed and name in _PRIOR_FIELDS else None)
+            extra = "" if prior is None else f", prior: {_num(name, float(prior))}"
+            lines.append(f"    {name}: {{value: {_num(name, float(value))}{extra}, why: {_quote(str(factor['why']))}}}")
+    return "\n".join(lines) + "\n"
+
+
+def _num(name: str, value: float) -> str:
+    """Seconds in exponent form with a dot (YAML 1.1 reads 1e-05 as a string), fractions to 3 places."""
+    return f"{value:.3e}" if name.endswith("_s") else f"{value:.3f}"
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

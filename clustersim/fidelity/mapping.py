@@ -1,0 +1,210 @@
+"""From a measurement row to the clustersim setup that reproduces it (or the reason it can't).
+
+Rows that differ only in metric and value share one `Setup`, hence one simulation.
+Choices (each a documented approximation, not a per-row constant):
+
+- chip, model: resolved through the catalog (names or aliases; `--models DIR` adds models).
+  Unknown -> skipped with the catalog's message.
+- precision -> (weight_dtype, kv_dtype): a string containing fp4 (nvfp4, mxfp4) -> fp4
+  weights, fp8 KV; fp8 -> fp8/fp8; int8 (e.g. "int8-weight(bf16 compute)") -> int8 weights
+  with math at the bf16 rate (the chip has no int8 peak in the catalog), bf16 KV; int4 ->
+  int4/bf16; bf16/fp16 -> bf16/bf16; blank -> the model's own dtype, bf16 KV. Anything else
+  is skipped ("precision not understood").
+- parallelism: `TPn` sets the tensor-parallel degree; when n exceeds the row's chip count
+  and is a multiple of it, n counts logical cores (Inferentia2 / Trainium1: 2 NeuronCores
+  per chip, Trainium2: 4), so tp = chips. `DEPn` (attention-DP + EP) is simulated as tp = ep
+  = n: the same per-chip FLOPs and bytes for the linear layers, TP all-reduces instead of
+  DP attention (MLA KV is then counted replicated, which is pessimistic on KV capacity).
+  `EPn` alone sets ep. Replicas = chips / chips-per-replica (not a divisor -> skipped).
+  Blank or not understood (e.g. "PD disaggregation ...") -> clustersim's plan: the smallest
+  tp (dividing the heads, dividing the chip count, within the scale-up domain) whose
+  replica holds KV for `PLAN_MIN_SEQS` sequences of isl + osl, else the largest that fits;
+  MoE models put experts on every chip of the replica (ep = tp).
+- A tp that does not divide the attention heads (Neuron TP24 on a 64-head model): heads are
+  padded up to a multiple of tp, as Neuron's compiler does; the padded heads cost their
+  FLOPs and bytes (this is physics of those systems, not a fudge).
+- lengths: isl/osl are means; simulations use fixed lengths rounded to whole tokens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+
+from clustersim.catalog import Catalog, ChipSpec, ModelSpec
+from clustersim.errors import ClusterSimError
+from clustersim.fidelity.rows import Row
+from clustersim.perf import ReplicaPerf, kv_capacity_tokens
+from clustersim.perf.efficiency import Efficiency
+
+PLAN_MIN_SEQS = 128
+"""Planner: a replica should hold KV for at least this many full sequences (isl + osl)."""
+
+KV_RESERVE_FRACTION = 0.1
+"""HBM kept out of the KV cache (vLLM's gpu_memory_utilization 0.9)."""
+
+FAMILY_GROUPS = {"nvidia": "NVIDIA", "amd": "AMD", "google": "TPU", "aws": "Neuron"}
+"""Chip family prefix -> the hardware family the error report groups by."""
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """Everything a simulation needs from a row except its metric; hashable (cache key)."""
+
+    chip: str
+    model: str
+    family: str
+    num_chips: int
+    tp: int
+    ep: int
+    num_replicas: int
+    num_heads: int
+    weight_dtype: str
+    kv_dtype: str
+    mode: str
+    load: float | None
+    isl: int
+    osl: int
+    ttft_limit_s: float | None
+    tpot_limit_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Mapped:
+    """A row with its setup, or with the reason it cannot be simulated."""
+
+    row: Row
+    setup: Setup | None
+    reason: str = ""
+
+
+def hardware_group(chip_family: str) -> str:
+    """The report group (NVIDIA, AMD, TPU, Neuron) of a chip family name.
+
+    >>> hardware_group("nvidia-hopper"), hardware_group("aws-neuron"), hardware_group("x")
+    ('NVIDIA', 'Neuron', 'other')
+    """
+    return FAMILY_GROUPS.get(chip_family.split("-")[0].lower(), "other")
+
+
+def dtypes_of(precision: str, model: ModelSpec) -> tuple[str, str] | None:
+    """(weight_dtype, kv_dtype) for a precision string, None if not understood.
+
+    >>> dtypes_of("fp4", None), dtypes_of("int8-weight(bf16 compute)", None), dtypes_of("fp8", None)
+    (('fp4', 'fp8'), ('int8', 'bf16'), ('fp8', 'fp8'))
+    """
+    p = precision.lower()
+    if not p:
+        return (model.weight_dtype, "bf16")
+    if "fp4" in p:
+        return ("fp4", "fp8")
+    if "int4" in p or "w4" in p:
+        return ("int4", "bf16")
+    if "int8" in p:
+        return ("int8", "bf16")
+    if "fp8" in p:
+        return ("fp8", "fp8")
+    if "bf16" in p or "fp16" in p:
+        return ("bf16", "bf16")
+    return None
+
+
+def parse_parallelism(text: str) -> tuple[int | None, int | None]:
+    """(tp, ep) stated by a parallelism string; None where not stated.
+
+    >>> parse_parallelism("TP8"), parse_parallelism("DEP4 (attention-DP4 + EP4)"), parse_parallelism("")
+    ((8, None), (4, 4), (None, None))
+    """
+    t = text.upper()
+    dep = re.search(r"\bDEP(\d+)", t)
+    if dep:
+        n = int(dep.group(1))
+        return n, n
+    tp = re.search(r"\bTP(\d+)", t)
+    ep = re.search(r"\bEP(\d+)\b", t)
+    if "PD" in t and "DISAGG" in t:  # class sizes only ("EP32-class"): let the planner choose
+        return None, None
+    return (int(tp.group(1)) if tp else None), (int(ep.group(1)) if ep else None)
+
+
+def padded_model(model: ModelSpec, tp: int) -> ModelSpec:
+    """`model` with attention heads padded up to a multiple of `tp` (unchanged if it divides).
+
+    >>> from clustersim.catalog.specs import ModelSpec
+    >>> m = ModelSpec("m", 2, 64, 64, 8, 1, 128, 100, "gqa", 64, "doctest")
+    >>> padded_model(m, 12).num_heads, padded_model(m, 8).num_heads
+    (72, 64)
+    """
+    if model.num_heads % tp == 0:
+        return model
+    return dataclasses.replace(model, num_heads=-(-model.num_heads // tp) * tp)
+
+
+def _capacity(chip: ChipSpec, model: ModelSpec, tp: int, ep: int, wdt: str, kvdt: str, eff: Efficiency) -> int:
+    replica = ReplicaPerf(chip=chip, model=padded_model(model, tp), tp=tp, ep=ep, weight_dtype=wdt, kv_dtype=kvdt, efficiency=eff)
+    return kv_capacity_tokens(replica, reserve_fraction=KV_RESERVE_FRACTION)
+
+
+def _plan(chip: ChipSpec, model: ModelSpec, num_chips: int, wdt: str, kvdt: str, seq_tokens: int, eff: Efficiency) -> tuple[int, int] | None:
+    """clustersim's (tp, ep) for a blank parallelism (see module docstring), None if nothing fits."""
+    fitting = []
+    for tp in range(1, min(num_chips, chip.scaleup_domain) + 1):
+        if num_chips % tp or model.num_heads % tp:
+            continue
+        ep = tp if model.is_moe and model.num_experts % tp == 0 else 1
+        capacity = _capacity(chip, model, tp, ep, wdt, kvdt, eff)
+        if capacity >= seq_tokens:
+            fitting.append((tp, ep, capacity))
+    for tp, ep, capacity in fitting:
+        if capacity >= PLAN_MIN_SEQS * seq_tokens:
+            return tp, ep
+    return (fitting[-1][0], fitting[-1][1]) if fitting else None
+
+
+def map_row(row: Row, catalog: Catalog, efficiency: dict[str, Efficiency]) -> Mapped:
+    """The setup that reproduces `row`, or why there is none."""
+    try:
+        chip = catalog.chip(row.chip)
+    except ClusterSimError as exc:
+        return Mapped(row, None, f"unknown chip: {exc}")
+    try:
+        model = catalog.model(row.model)
+    except ClusterSimError as exc:
+        return Mapped(row, None, f"unknown model: {exc}")
+    eff = efficiency.get(chip.family)
+    if eff is None:
+        return Mapped(row, None, f"chip family {chip.family!r} has no efficiency factors")
+    dtypes = dtypes_of(row.precision, model)
+    if dtypes is None:
+        return Mapped(row, None, f"precision {row.precision!r} not understood")
+    wdt, kvdt = dtypes
+    isl, osl = max(1, round(row.isl)), max(1, round(row.osl))
+    tp, ep = parse_parallelism(row.parallelism)
+    if tp is None:
+        plan = _plan(chip, model, row.num_chips, wdt, kvdt, isl + osl, eff)
+        if plan is None:
+            return Mapped(row, None, f"{model.name} in {wdt} does not fit on {row.num_chips} x {chip.name} within its scale-up domain")
+        tp, ep = plan
+    else:
+        if tp > row.num_chips and tp % row.num_chips == 0:
+            tp = row.num_chips  # TP counted in logical cores (NeuronCores)
+        if row.num_chips % tp:
+            return Mapped(row, None, f"parallelism {row.parallelism!r}: tp={tp} does not divide chips={row.num_chips}")
+        if tp > chip.scaleup_domain:
+            return Mapped(row, None, f"parallelism {row.parallelism!r}: tp={tp} exceeds the {chip.name} scale-up domain of {chip.scaleup_domain}")
+        if ep is None:
+            ep = tp if model.is_moe and model.num_experts % tp == 0 else 1
+        if not model.is_moe:
+            ep = 1
+        elif model.num_experts % ep or tp % ep:
+            return Mapped(row, None, f"parallelism {row.parallelism!r}: ep={ep} must divide num_experts={model.num_experts} and tp={tp}")
+        if _capacity(chip, model, tp, ep, wdt, kvdt, eff) < isl + osl:
+            return Mapped(row, None, f"{model.name} in {wdt} with tp={tp} does not fit one sequence of {isl + osl} tokens in {chip.name} HBM")
+    setup = Setup(
+        chip=chip.name, model=model.name, family=chip.family, num_chips=row.num_chips, tp=tp, ep=ep,
+        num_replicas=row.num_chips // tp, num_heads=padded_model(model, tp).num_heads,
+        weight_dtype=wdt, kv_dtype=kvdt, mode=row.mode, load=row.load, isl=isl, osl=osl,
+        ttft_limit_s=row.ttft_limit_s, tpot_limit_s=row.tpot_limit_s,
+    )
+    return Mapped(row, setup)

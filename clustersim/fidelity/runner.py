@@ -1,0 +1,314 @@
+"""Simulate one `Setup` and measure what the calibration rows measure.
+
+One replica is simulated with its share of the load (offered rate / num_replicas, requests
+/ num_replicas): replicas share nothing, and the router spreads load evenly; system
+throughput is the replica's times num_replicas. The same serving core as `clustersim run`
+does the work (Batcher, KVCache, Engine with fast-forward, PerfTimer); this module only
+wires it without record files, and with the efficiency factors under test passed in, so a
+calibration fit can vary them.
+
+Per mode (see mapping.Setup):
+- offline: every request waiting at t=0; max_num_seqs OFFLINE_MAX_NUM_SEQS, budget
+  OFFLINE_MAX_BATCHED_TOKENS (max-throughput benchmarks run large batches). Requests per
+  replica: max(4 x the batch that fits, OFFLINE_NUM_REQUESTS / replicas), so TTFT of the
+  queued requests matches a vLLM benchmark of 1,000 prompts at infinite rate.
+- batch: `load` requests at t=0 as one static batch (max_num_seqs = load, budget = the
+  whole batch's prompts: one context-encoding step, as Neuron runs it).
+- concurrency: closed loop, `load` clients, 4 x load requests (at least 32).
+- qps: Poisson at load / replicas per replica, OPEN_LOOP_NUM_REQUESTS requests.
+- server: the highest Poisson rate whose p99 TTFT and p99 TPOT meet the row's limits and
+  whose queue does not grow over the run (`stable`), by bisection in log-rate between 1/96
+  and 1.5 x a perf-model capacity estimate; SERVER_NUM_REQUESTS per trial, max_num_seqs
+  SERVER_MAX_NUM_SEQS (MLPerf submissions batch large, limited by the TPOT bound);
+  throughput is rate x osl, latencies are those at that rate.
+- prefill / decode (one phase alone, saturated): the perf model's step time directly, not an
+  event simulation, since a saturated single phase is one repeated step: prefill runs
+  budget/isl whole prompts per step; decode runs the largest batch that fits (KV for
+  isl + osl tokens per sequence, at most OFFLINE_MAX_NUM_SEQS) at mean context isl + osl/2.
+
+Throughput of a simulated run is the steady-state completion rate: output tokens of the
+requests finishing between the 25th and 75th percentile of finish times over that span
+(ramp-up and drain excluded), falling back to tokens / makespan for tiny runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from clustersim.catalog import Catalog
+from clustersim.fidelity.mapping import KV_RESERVE_FRACTION, Setup
+from clustersim.perf import ReplicaPerf, kv_capacity_tokens, step_time_s
+from clustersim.perf.efficiency import Efficiency
+from clustersim.perf.load import BatchLoad
+from clustersim.serving.batcher import Batcher
+from clustersim.serving.clock import arrival_timeout
+from clustersim.serving.engine import Engine
+from clustersim.serving.kv_cache import KVCache
+from clustersim.serving.request import Request, RequestSpec, Status
+from clustersim.serving.timing import PerfTimer
+from clustersim.serving.workload import ClosedLoopSource, FixedLengths, poisson_arrivals
+
+BLOCK_SIZE = 16
+OFFLINE_MAX_NUM_SEQS = 1024
+OFFLINE_MAX_BATCHED_TOKENS = 16384
+ONLINE_MAX_NUM_SEQS = 256
+ONLINE_MAX_BATCHED_TOKENS = 8192
+OFFLINE_NUM_REQUESTS = 1000
+OPEN_LOOP_NUM_REQUESTS = 300
+SERVER_NUM_REQUESTS = 600
+SERVER_MAX_NUM_SEQS = 1024
+SERVER_ITERATIONS = 7
+SEED = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Predicted metrics of one setup (row metric name -> value, in the row's units)."""
+
+    metrics: dict[str, float]
+    note: str = ""
+
+
+def make_replica(setup: Setup, catalog: Catalog, eff: Efficiency) -> tuple[ReplicaPerf, int]:
+    """The replica's perf model and its KV capacity in tokens."""
+    chip = catalog.chip(setup.chip)
+    model = catalog.model(setup.model)
+    if model.num_heads != setup.num_heads:
+        import dataclasses
+
+        model = dataclasses.replace(model, num_heads=setup.num_heads)
+    replica = ReplicaPerf(chip=chip, model=model, tp=setup.tp, ep=setup.ep,
+                          weight_dtype=setup.weight_dtype, kv_dtype=setup.kv_dtype, efficiency=eff)
+    return replica, kv_capacity_tokens(replica, reserve_fraction=KV_RESERVE_FRACTION)
+
+
+def _serve(replica: ReplicaPerf, capacity: int, max_seqs: int, max_tokens: int,
+           specs: Iterable[RequestSpec], closed: ClosedLoopSource | None = None,
+           max_sim_s: float | None = None, timer: object | None = None) -> list[Request]:
+    """Run one replica's engine over `specs` (plus a closed loop's follow-ups); finished requests."""
+    env = simpy.Environment()
+    finished: list[Request] = []
+    batcher = Batcher(KVCache(capacity // BLOCK_SIZE, BLOCK_SIZE), max_num_batched_tokens=max_tokens, max_num_seqs=max_seqs)
+
+    def arrive(batch: Iterable[RequestSpec]):  # type: ignore[no-untyped-def]
+        for spec in batch:
+            if spec.arrival_s > env.now:
+                yield arrival_timeout(env, spec.arrival_s - env.now)
+            engine.submit(Request(spec))
+
+    def on_finish(request: Request) -> None:
+        request.status = Status.FINISHED
+        finished.append(request)
+        if closed is not None:
+            nxt = closed.next_request(request.spec.client_id, env.now)
+            if nxt is not None:
+                env.process(arrive((nxt,)))
+
+    engine = Engine(env, 0, batcher, timer or PerfTimer(replica), on_finish=on_finish)  # type: ignore[arg-type]
+    env.process(arrive(specs))
+    env.run(until=max_sim_s)
+    return finished
+
+
+def _fixed(n: int, isl: int, osl: int, arrivals: np.ndarray | None = None) -> list[RequestSpec]:
+    times = np.zeros(n) if arrivals is None else arrivals
+    return [RequestSpec(i, float(times[i]), isl, osl) for i in range(n)]
+
+
+def _arrays(requests: list[Request]) -> tuple[np.ndarray, ...]:
+    """(arrival_s, first_token_s, finish_s, num_output_tokens) of finished requests."""
+    return (
+        np.array([r.spec.arrival_s for r in requests]),
+        np.array([r.first_token_s for r in requests]),
+        np.array([r.finish_s for r in requests]),
+        np.array([r.spec.num_output_tokens for r in requests], dtype=float),
+    )
+
+
+def latency_metrics(arrival: np.ndarray, first: np.ndarray, finish: np.ndarray, num_out: np.ndarray) -> dict[str, float]:
+    """TTFT p50/p99/mean, TPOT p50/p99 (per request: (finish - first token) / (outputs - 1))
+    and the token-weighted mean inter-token latency, in ms."""
+    ttft = first - arrival
+    multi = num_out > 1
+    tpot = (finish[multi] - first[multi]) / (num_out[multi] - 1)
+    out = {
+        "ttft_p50_ms": float(np.percentile(ttft, 50)) * 1e3,
+        "ttft_p99_ms": float(np.percentile(ttft, 99)) * 1e3,
+        "ttft_mean_ms": float(ttft.mean()) * 1e3,
+    }
+    if tpot.size:
+        out["tpot_p50_ms"] = float(np.percentile(tpot, 50)) * 1e3
+        out["tpot_p99_ms"] = float(np.percentile(tpot, 99)) * 1e3
+        out["itl_mean_ms"] = float((finish[multi] - first[multi]).sum() / (num_out[multi] - 1).sum()) * 1e3
+    return out
+
+
+def _latency_metrics(requests: list[Request]) -> dict[str, float]:
+    return latency_metrics(*_arrays(requests))
+
+
+def steady_rate(finish_s: np.ndarray, num_out: np.ndarray) -> float:
+    """Output tokens/s of requests finishing between the 25th and 75th percentile finish
+    times (ramp and drain excluded); tokens / makespan when that span is empty.
+
+    >>> steady_rate(np.arange(1.0, 9.0), np.full(8, 10.0))
+    10.0
+    """
+    finish = np.sort(finish_s)
+    tokens = float(num_out.sum())
+    n = len(finish)
+    lo, hi = n // 4, (3 * n) // 4
+    if n >= 8 and finish[hi - 1] > finish[lo - 1]:
+        return (hi - lo) * (tokens / n) / float(finish[hi - 1] - finish[lo - 1])
+    return tokens / float(finish[-1]) if n and finish[-1] > 0 else 0.0
+
+
+def steady_output_tokens_s(requests: list[Request]) -> float:
+    """`steady_rate` of finished requests."""
+    _, _, finish, num_out = _arrays(requests)
+    return steady_rate(finish, num_out)
+
+
+def _with_throughput(requests: list[Request], setup: Setup, tokens_s: float) -> dict[str, float]:
+    metrics = _latency_metrics(requests) if requests else {}
+    total = tokens_s * setup.num_replicas
+    metrics["output_tok_s_total"] = total
+    metrics["output_tok_s_per_chip"] = total / setup.num_chips
+    return metrics
+
+
+def _max_batch(setup: Setup, capacity: int, max_seqs: int) -> int:
+    return max(1, min(max_seqs, capacity // (setup.isl + setup.osl)))
+
+
+def _decode_load(num_seqs: int, context: int) -> BatchLoad:
+    return BatchLoad(num_tokens=num_seqs, num_seqs=num_seqs, num_sampled=num_seqs,
+                     attn_pairs=float(num_seqs * (context + 1)), kv_read_tokens=num_seqs * (context + 1))
+
+
+def capacity_rate_per_s(replica: ReplicaPerf, setup: Setup, capacity: int, max_seqs: int) -> float:
+    """Requests/s one replica sustains at most: a full decode batch at mean context plus each
+    request's prefill, from the perf model (an upper bracket for the server search)."""
+    batch = _max_batch(setup, capacity, max_seqs)
+    decode_s = step_time_s(replica, _decode_load(batch, setup.isl + setup.osl // 2))
+    prefill_s = step_time_s(replica, BatchLoad.of_request(setup.isl, 0, True, True))
+    per_request_s = setup.osl * decode_s / batch + prefill_s
+    return 1.0 / per_request_s
+
+
+def _open_loop(replica: ReplicaPerf, capacity: int, setup: Setup, rate_per_s: float, num: int,
+               max_seqs: int = ONLINE_MAX_NUM_SEQS) -> list[Request]:
+    rng = np.random.default_rng(SEED)
+    arrivals = poisson_arrivals(rng, rate_per_s, num_requests=num)
+    horizon = float(arrivals[-1]) * 3 + 600.0
+    return _serve(replica, capacity, max_seqs, ONLINE_MAX_BATCHED_TOKENS,
+                  _fixed(num, setup.isl, setup.osl, arrivals), max_sim_s=horizon)
+
+
+def stable(arrival: np.ndarray, first: np.ndarray, ttft_limit_s: float) -> bool:
+    """False when the queue grows over the run: the mean TTFT of the last quarter of arrivals
+    exceeds the second quarter's by more than a fifth of the TTFT limit (an overloaded
+    server fails MLPerf's long runs even if a short run's p99 still passes).
+
+    >>> t = np.arange(8.0)
+    >>> stable(t, t + 0.1, 2.0), stable(t, t + 0.1 + t, 2.0)
+    (True, False)
+    """
+    order = np.argsort(arrival)
+    ttft = (first - arrival)[order]
+    n = len(ttft)
+    q = max(1, n // 4)
+    return float(ttft[-q:].mean() - ttft[q:2 * q].mean()) <= 0.2 * ttft_limit_s
+
+
+def _server(replica: ReplicaPerf, capacity: int, setup: Setup) -> Outcome:
+    ttft_lim = setup.ttft_limit_s or math.inf
+    tpot_lim = setup.tpot_limit_s or math.inf
+    hi = capacity_rate_per_s(replica, setup, capacity, SERVER_MAX_NUM_SEQS) * 1.5
+    lo = hi / 96
+    best: tuple[float, list[Request]] | None = None
+
+    def meets(rate: float) -> tuple[bool, list[Request]]:
+        done = _open_loop(replica, capacity, setup, rate, SERVER_NUM_REQUESTS, SERVER_MAX_NUM_SEQS)
+        if len(done) < SERVER_NUM_REQUESTS:
+            return False, done
+        arrival, first, _, _ = _arrays(done)
+        m = _latency_metrics(done)
+        ok = m["ttft_p99_ms"] / 1e3 <= ttft_lim and m.get("tpot_p99_ms", 0.0) / 1e3 <= tpot_lim
+        ok = ok and stable(arrival, first, min(ttft_lim, 10.0))
+        return ok, done
+
+    ok, done = meets(lo)
+    if not ok:
+        return Outcome(_with_throughput(done, setup, lo * setup.osl), "limits missed even at the lowest rate tried")
+    best = (lo, done)
+    for _ in range(SERVER_ITERATIONS):
+        mid = math.sqrt(lo * hi)
+        ok, done = meets(mid)
+        if ok:
+            lo, best = mid, (mid, done)
+        else:
+            hi = mid
+    rate, done = best
+    return Outcome(_with_throughput(done, setup, rate * setup.osl), f"rate {rate * setup.num_replicas:.3g} req/s")
+
+
+def fixed_schedule(setup: Setup, capacity: int) -> tuple[int, int, int]:
+    """(requests, max_num_seqs, max_num_batched_tokens) of a batch or offline setup: all
+    requests wait at t=0, so who runs in each step does not depend on step times."""
+    if setup.mode == "batch":
+        num = max(1, round(setup.load or 1))
+        return num, num, max(num * setup.isl, 1)
+    batch = _max_batch(setup, capacity, OFFLINE_MAX_NUM_SEQS)
+    num = max(4 * batch, math.ceil(OFFLINE_NUM_REQUESTS / setup.num_replicas))
+    return num, OFFLINE_MAX_NUM_SEQS, OFFLINE_MAX_BATCHED_TOKENS
+
+
+def fixed_schedule_metrics(setup: Setup, arrival: np.ndarray, first: np.ndarray, finish: np.ndarray,
+                           num_out: np.ndarray) -> dict[str, float]:
+    """Metrics of a batch (throughput over the makespan) or offline (steady rate) run."""
+    metrics = latency_metrics(arrival, first, finish, num_out)
+    tokens_s = float(num_out.sum() / finish.max()) if setup.mode == "batch" else steady_rate(finish, num_out)
+    total = tokens_s * setup.num_replicas
+    metrics["output_tok_s_total"] = total
+    metrics["output_tok_s_per_chip"] = total / setup.num_chips
+    return metrics
+
+
+def run_setup(setup: Setup, catalog: Catalog, eff: Efficiency) -> Outcome:
+    """Predicted metrics of `setup` with efficiency factors `eff` (see module docstring)."""
+    replica, capacity = make_replica(setup, catalog, eff)
+    mode = setup.mode
+    if mode == "prefill":
+        num = max(1, OFFLINE_MAX_BATCHED_TOKENS // setup.isl)
+        load = BatchLoad(num_tokens=num * setup.isl, num_prefill_tokens=num * setup.isl, num_seqs=num, num_sampled=num,
+                         attn_pairs=num * setup.isl * (setup.isl + 1) / 2, kv_read_tokens=num * setup.isl)
+        per_chip = num * setup.isl / step_time_s(replica, load) / replica.num_chips
+        return Outcome({"input_tok_s_per_chip": per_chip})
+    if mode == "decode":
+        batch = _max_batch(setup, capacity, OFFLINE_MAX_NUM_SEQS)
+        step_s = step_time_s(replica, _decode_load(batch, setup.isl + setup.osl // 2))
+        per_chip = batch / step_s / replica.num_chips
+        return Outcome({"output_tok_s_per_chip": per_chip, "output_tok_s_total": per_chip * setup.num_chips,
+                        "tpot_p50_ms": step_s * 1e3, "itl_mean_ms": step_s * 1e3}, f"decode batch {batch}")
+    if mode in ("batch", "offline"):
+        num, max_seqs, max_tokens = fixed_schedule(setup, capacity)
+        done = _serve(replica, capacity, max_seqs, max_tokens, _fixed(num, setup.isl, setup.osl))
+        return Outcome(fixed_schedule_metrics(setup, *_arrays(done)), f"{num} requests")
+    if mode == "concurrency":
+        clients = max(1, round((setup.load or 1) / setup.num_replicas))
+        num = max(32, 4 * clients)
+        loop = ClosedLoopSource(np.random.default_rng(SEED), clients, FixedLengths(setup.isl, setup.osl), num)
+        done = _serve(replica, capacity, ONLINE_MAX_NUM_SEQS, ONLINE_MAX_BATCHED_TOKENS, loop.first_requests(), closed=loop)
+        return Outcome(_with_throughput(done, setup, steady_output_tokens_s(done)))
+    if mode == "qps":
+        rate = (setup.load or 1.0) / setup.num_replicas
+        done = _open_loop(replica, capacity, setup, rate, OPEN_LOOP_NUM_REQUESTS)
+        return Outcome(_with_throughput(done, setup, steady_output_tokens_s(done)))
+    assert mode == "server", mode
+    return _server(replica, capacity, setup)
