@@ -61,6 +61,11 @@ ONLINE_MAX_BATCHED_TOKENS = 8192
 OFFLINE_NUM_REQUESTS = 1000
 OPEN_LOOP_NUM_REQUESTS = 300
 SERVER_NUM_REQUESTS = 600
+SERVER_MAX_REQUESTS = 6000
+SERVER_LIFETIMES = 4.0
+"""A server trial's arrivals span at least this many request lifetimes (ttft limit + osl x
+tpot limit), within [SERVER_NUM_REQUESTS, SERVER_MAX_REQUESTS] requests: shorter runs end
+before the batch fills, so an overloaded rate looks fine."""
 SERVER_MAX_NUM_SEQS = 1024
 SERVER_ITERATIONS = 7
 SEED = 0
@@ -233,9 +238,12 @@ def _server(replica: ReplicaPerf, capacity: int, setup: Setup) -> Outcome:
     lo = hi / 96
     best: tuple[float, list[Request]] | None = None
 
+    lifetime_s = min(ttft_lim, 60.0) + setup.osl * min(tpot_lim, 1.0)
+
     def meets(rate: float) -> tuple[bool, list[Request]]:
-        done = _open_loop(replica, capacity, setup, rate, SERVER_NUM_REQUESTS, SERVER_MAX_NUM_SEQS)
-        if len(done) < SERVER_NUM_REQUESTS:
+        num = int(min(SERVER_MAX_REQUESTS, max(SERVER_NUM_REQUESTS, rate * SERVER_LIFETIMES * lifetime_s)))
+        done = _open_loop(replica, capacity, setup, rate, num, SERVER_MAX_NUM_SEQS)
+        if len(done) < num:
             return False, done
         arrival, first, _, _ = _arrays(done)
         m = _latency_metrics(done)
