@@ -282,3 +282,26 @@ def test_decode_run_equals_repeated_step_cost_bitwise(replica, load, num_steps):
                             kv_read_tokens=step_load.kv_read_tokens + step_load.num_seqs)
     assert np.array_equal(decode_run_s(replica, load, num_steps), run.step_s)
     assert np.all(np.diff(run.step_s) >= 0)
+
+
+def test_small_gemms_run_below_the_fitted_rate_by_hand():
+    # Llama-8B prefill of M rows on one H100 with gemm_half_rows h: the linear layers run at
+    # 989e12 x 0.5 x M / (M + h). At M = 2048 tokens and h = 128 that is 2048/2176 of the rate.
+    h_rows = 128
+    replica = ReplicaPerf(H100, LLAMA_8B, efficiency=replace(TEST_EFF, gemm_half_rows=h_rows))
+    flat = ReplicaPerf(H100, LLAMA_8B, efficiency=TEST_EFF)
+    for rows in (256, 2048):
+        load = BatchLoad.of_request(num_new=rows, num_cached=0, is_prefill=True, samples=True)
+        h, layers = 4096, 32
+        linear_params = layers * (2 * h * 32 * 128 + 2 * h * 8 * 128 + 3 * h * 14336)
+        dense_flops = 2 * linear_params * rows + 2 * 128256 * h
+        slower_by = dense_flops / (989e12 * 0.5) * ((rows + h_rows) / rows - 1)
+        assert step_cost(replica, load).step_s - step_cost(flat, load).step_s == pytest.approx(slower_by, rel=1e-9)
+
+
+def test_small_gemm_penalty_leaves_memory_bound_decode_alone():
+    # Batch-8 decode of Llama-8B on H100 stays weight-read bound even at 8 x (8 + 128)/8 rows' cost.
+    replica = ReplicaPerf(H100, LLAMA_8B, efficiency=replace(TEST_EFF, gemm_half_rows=128))
+    flat = ReplicaPerf(H100, LLAMA_8B, efficiency=TEST_EFF)
+    load = decode_load(8, 1000)
+    assert step_cost(replica, load).step_s == step_cost(flat, load).step_s

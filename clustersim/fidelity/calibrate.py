@@ -349,7 +349,7 @@ def prior_table(text: str, table: dict[str, Efficiency]) -> dict[str, Efficiency
     return out
 
 
-_FACTOR_ORDER = ("compute", "memory", "attention_compute", "comm_bw", "step_overhead_s", "layer_overhead_s", "comm_latency_s")
+_FACTOR_ORDER = ("compute", "memory", "attention_compute", "comm_bw", "step_overhead_s", "layer_overhead_s", "comm_latency_s", "gemm_half_rows")
 
 
 FIT_BEGIN, FIT_END = "# --- fit provenance", "# --- end of fit provenance"

@@ -20,6 +20,7 @@ from clustersim.errors import SpecError
 DEFAULT_PATH = Path(__file__).with_name("efficiency.yaml")
 _FRACTIONS = ("compute", "memory", "attention_compute", "comm_bw")
 _TIMES = ("step_overhead_s", "layer_overhead_s", "comm_latency_s")
+_OPTIONAL = ("gemm_half_rows",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,7 @@ class Efficiency:
     layer_overhead_s: float
     comm_latency_s: float
     fitted: str = "prior"
+    gemm_half_rows: float = 0.0  # GEMM rows at which half the `compute` rate is reached (0: no penalty)
 
 
 def _factor(where: str, entry: dict[str, Any], name: str, is_fraction: bool) -> float:
@@ -69,8 +71,9 @@ def parse_efficiency_table(data: Any, source: str = "efficiency.yaml") -> dict[s
             raise SpecError(f"{where}={entry!r}, must be a mapping of factors")
         fractions = {n: _factor(where, entry, n, is_fraction=True) for n in _FRACTIONS}
         times = {n: _factor(where, entry, n, is_fraction=False) for n in _TIMES}
+        optional = {n: _factor(where, entry, n, is_fraction=False) for n in _OPTIONAL if n in entry}
         fitted = str(entry.get("fitted", "prior"))
-        table[str(family)] = Efficiency(family=str(family), fitted=fitted, **fractions, **times)
+        table[str(family)] = Efficiency(family=str(family), fitted=fitted, **fractions, **times, **optional)
     return table
 
 

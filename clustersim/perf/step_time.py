@@ -22,7 +22,9 @@ tokens by an all-to-all dispatch and combine, each rank sending T/ep x top_k x h
 bytes; with pp > 1, pp - 1 stage hand-offs of T x hidden x 2 bytes. Plus step_overhead_s
 and layer_overhead_s per layer.
 
-Rates: linear math at peak(weight dtype) x eff.compute, attention at the bf16 peak x
+Rates: linear math at peak(weight dtype) x eff.compute x M / (M + eff.gemm_half_rows) for a
+GEMM of M rows (the step's tokens; for routed experts, the tokens per touched expert): small
+GEMMs leave tensor units idle (tile quantization, too few rows to hide latency), attention at the bf16 peak x
 eff.attention_compute, HBM at bw x eff.memory, each times `tp` chips. With pp > 1 this is
 the latency of one batch through all stages (each stage holds 1/pp of the work on tp
 chips); keeping pp batches in flight, which PP serving needs for throughput, is the
@@ -95,6 +97,7 @@ class _Constants:
     overhead_s: float
     gemm_flops_s: float
     moe_flops_s: float
+    gemm_half_rows: float
     attn_flops_s: float
     mem_bytes_s: float
     peak_total_flops_s: float
@@ -146,6 +149,7 @@ def _build_constants(replica: ReplicaPerf) -> _Constants:
         overhead_s=eff.step_overhead_s + eff.layer_overhead_s * m.num_layers,
         gemm_flops_s=chip.peak_flops_s(weights.block_dtype) * eff.compute * tp,
         moe_flops_s=chip.peak_flops_s(replica.weight_dtype) * eff.compute * tp,
+        gemm_half_rows=eff.gemm_half_rows,
         attn_flops_s=chip.peak_flops_s("bf16") * eff.attention_compute * tp,
         mem_bytes_s=chip.hbm_bw_bytes_s * eff.memory * tp,
         peak_total_flops_s=chip.peak_flops_s(replica.weight_dtype) * replica.num_chips,
@@ -203,14 +207,16 @@ def _load_independent_terms(c: _Constants, num_tokens: int, num_sampled: int) ->
 def _compute_load_independent_terms(c: _Constants, num_tokens: int, num_sampled: int) -> tuple[float, ...]:
     flops = c.dense_flops_per_token * num_tokens + c.lm_head_flops_per_row * num_sampled
     hbm = c.dense_bytes + c.lm_head_bytes if num_sampled > 0 else c.dense_bytes
-    compute_s = flops / c.gemm_flops_s
+    # a GEMM of M rows fills the tensor units to M / (M + gemm_half_rows) of the fitted rate
+    compute_s = flops * (num_tokens + c.gemm_half_rows) / (num_tokens * c.gemm_flops_s)
     memory_s = hbm / c.mem_bytes_s
     time_s = compute_s if compute_s > memory_s else memory_s
     if c.is_moe:
         touched = c.num_experts * (1.0 - c.expert_miss**num_tokens)
         moe_bytes = touched * c.expert_bytes_all_layers
         moe_flops = c.moe_flops_per_token * num_tokens
-        moe_compute_s = moe_flops / c.moe_flops_s
+        rows = num_tokens * (1.0 - c.expert_miss) * c.num_experts / touched  # tokens per touched expert
+        moe_compute_s = moe_flops * (rows + c.gemm_half_rows) / (rows * c.moe_flops_s)
         moe_memory_s = moe_bytes / c.mem_bytes_s
         time_s += moe_compute_s if moe_compute_s > moe_memory_s else moe_memory_s
         compute_s += moe_compute_s
