@@ -13,11 +13,9 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from clustersim.errors import ScenarioError
 from clustersim.records import write_json_atomic
-from clustersim.scenario import Scenario, parse_scenario
+from clustersim.scenario import Scenario, parse_scenario, read_yaml, resolve_paths
 from clustersim.sweep import SweepResult, run_sweep
 
 DEFAULT_COMPARISON = Path(__file__).parent / "scenarios" / "compare.yaml"
@@ -36,12 +34,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def load_comparison(path: str | Path, seed: int | None = None) -> tuple[str, list[tuple[str, Scenario]]]:
     """Parse a comparison file into (name, [(layout, scenario), ...])."""
     path = Path(path)
-    if not path.is_file():
-        raise ScenarioError(f"{path}: comparison file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{path}: not valid YAML ({exc})") from None
+    data = read_yaml(path, "comparison")
     if not isinstance(data, dict) or not isinstance(data.get("layouts"), dict) or not data["layouts"]:
         raise ScenarioError(f"{path}: needs `layouts:` mapping each layout name to scenario fields (and optional `base:`)")
     base = data.get("base") or {}
@@ -54,7 +47,7 @@ def load_comparison(path: str | Path, seed: int | None = None) -> tuple[str, lis
     for layout, fields in data["layouts"].items():
         if not isinstance(fields, dict):
             raise ScenarioError(f"{path}: layouts.{layout} must be a mapping of scenario fields")
-        merged = _merge(base, fields)
+        merged = resolve_paths(_merge(base, fields), path.parent)
         merged.setdefault("name", str(layout))
         if seed is not None:
             merged["seed"] = seed

@@ -156,25 +156,30 @@ def parse_scenario(data: Any, where: str = "scenario") -> Scenario:
         raise ScenarioError(_describe(exc, where)) from None
 
 
-def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
-    """Read a YAML scenario file; relative paths inside it are resolved against its folder."""
-    path = Path(path)
+def read_yaml(path: Path, what: str) -> Any:
+    """A YAML file's content; a missing file or bad YAML is a ScenarioError naming the line."""
     if not path.is_file():
-        raise ScenarioError(f"{path}: scenario file not found")
+        raise ScenarioError(f"{path}: {what} file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""
         raise ScenarioError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+
+
+def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
+    """Read a YAML scenario file; relative paths inside it are resolved against its folder."""
+    path = Path(path)
+    data = read_yaml(path, "scenario")
     if isinstance(data, dict):
-        data = _resolve_paths(data, path.parent)
+        data = resolve_paths(data, path.parent)
         for key, value in (overrides or {}).items():
             data[key] = value
     return parse_scenario(data, where=str(path))
 
 
-def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+def resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     """Make trace paths and catalog dirs relative to the scenario file's folder."""
     data = dict(data)
 
