@@ -33,6 +33,7 @@ class Cluster:
     max_retries: int = 3
     engines: list[Engine] = field(default_factory=list)
     backlog: deque[Request] = field(default_factory=deque)
+    down: set[int] = field(default_factory=set)  # replicas failed through this cluster
 
     def attach(self, engines: Sequence[Engine]) -> None:
         self.engines = list(engines)
@@ -48,11 +49,13 @@ class Cluster:
         self._route(request)
 
     def _route(self, request: Request) -> None:
-        up = [i for i, engine in enumerate(self.engines) if not engine.down]
-        if not up:
+        if not self.down:
+            replica = self.router.choose(None)  # every replica up: no list to build
+        elif len(self.down) == len(self.engines):
             self.backlog.append(request)
             return
-        replica = self.router.choose(None if len(up) == len(self.engines) else up)
+        else:
+            replica = self.router.choose([i for i in range(len(self.engines)) if i not in self.down])
         self.router.dispatched(replica, _tokens(request))
         self.engines[replica].submit(request)
 
@@ -74,10 +77,12 @@ class Cluster:
                 self._route(request)
 
     def fail(self, replica: int) -> None:
+        self.down.add(replica)
         self.engines[replica].fail()
 
     def restore(self, replica: int) -> None:
         """The replica is back: it takes the backlog first."""
+        self.down.discard(replica)
         self.engines[replica].restore()
         pending, self.backlog = self.backlog, deque()
         for request in pending:
