@@ -76,10 +76,11 @@ def build(scenario: Scenario, where: str = "scenario") -> Built:
     except SpecError as exc:
         raise ScenarioError(f"{where}: model={scenario.model!r}: {exc}") from None
     dep = scenario.deployment
-    if model.num_heads % dep.tp:
+    attn_tp = dep.tp // dep.attn_dp if dep.tp % dep.attn_dp == 0 else dep.tp  # attention's own TP degree
+    if model.num_heads % attn_tp:
         raise ScenarioError(
             f"{where}: deployment.tp={dep.tp}, must divide num_heads={model.num_heads} of {model.name} "
-            f"({_divisors(model.num_heads)})"
+            f"({_divisors(model.num_heads)}), or use attention data parallelism (attn_dp = tp = ep, MoE models)"
         )
     if dep.tp * dep.pp > chip.scaleup_domain:
         raise ScenarioError(
@@ -94,6 +95,11 @@ def build(scenario: Scenario, where: str = "scenario") -> Built:
         raise ScenarioError(f"{where}: deployment.ep={dep.ep}, must divide num_experts={model.num_experts} ({_divisors(model.num_experts)})")
     if model.num_layers % dep.pp:
         raise ScenarioError(f"{where}: deployment.pp={dep.pp}, must divide num_layers={model.num_layers} ({_divisors(model.num_layers)})")
+    if dep.attn_dp > 1 and (not model.is_moe or dep.attn_dp != dep.tp or dep.ep != dep.tp):
+        raise ScenarioError(
+            f"{where}: deployment.attn_dp={dep.attn_dp} with tp={dep.tp}, ep={dep.ep} on {model.name}: attention "
+            "data parallelism (DEP) needs a mixture-of-experts model and attn_dp = tp = ep; use attn_dp: 1 for plain TP"
+        )
     replica = ReplicaPerf(
         chip=chip,
         model=model,
@@ -102,6 +108,7 @@ def build(scenario: Scenario, where: str = "scenario") -> Built:
         pp=dep.pp,
         weight_dtype=dep.weight_dtype or model.weight_dtype,
         kv_dtype=dep.kv_dtype,
+        attn_dp=dep.attn_dp,
     )
     capacity = kv_capacity_tokens(replica, reserve_fraction=scenario.engine.kv_reserve_fraction)
     block_size = scenario.engine.block_size

@@ -88,6 +88,7 @@ class Deployment(_Strict):
     pp: PositiveInt = 1
     weight_dtype: Literal["bf16", "fp16", "fp8", "int8", "fp4", "int4"] | None = None
     kv_dtype: Literal["bf16", "fp16", "fp8", "int8", "fp4"] = "bf16"
+    attn_dp: PositiveInt = 1  # attention data-parallel ranks: 1 (plain TP) or tp = ep (DEP, MoE only)
 
 
 class EngineConfig(_Strict):

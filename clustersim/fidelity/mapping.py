@@ -12,15 +12,17 @@ Choices (each a documented approximation, not a per-row constant):
   is skipped ("precision not understood").
 - parallelism: `TPn` sets the tensor-parallel degree; when n exceeds the row's chip count
   and is a multiple of it, n counts logical cores (Inferentia2 / Trainium1: 2 NeuronCores
-  per chip, Trainium2: 4), so tp = chips. `DEPn` (attention-DP + EP) is simulated as tp = ep
-  = n: the same per-chip FLOPs and bytes for the linear layers, TP all-reduces instead of
-  DP attention (MLA KV is then counted replicated, which is pessimistic on KV capacity).
-  `EPn` alone sets ep. Replicas = chips / chips-per-replica (not a divisor -> skipped).
+  per chip, Trainium2: 4), so tp = chips. `DEPn` (attention data-parallel + expert parallel)
+  on an MoE model is attn_dp = tp = ep = n (perf.ReplicaPerf.attn_dp): each rank keeps
+  attention, dense layers and embeddings whole and the KV of its own sequences, experts split
+  over n, all-to-all per MoE layer, no all-reduce; one sequence must fit one rank's KV.
+  The engine's batch limits are then per rank (runner.py). `EPn` alone sets ep. Replicas = chips / chips-per-replica (not a divisor -> skipped).
   Blank or not understood (e.g. "PD disaggregation ...") -> clustersim's plan: the smallest
   tp (dividing the heads, dividing the chip count, within the scale-up domain) whose
   replica holds KV for `PLAN_MIN_SEQS` sequences of isl + osl, else the largest that fits;
   MoE models put experts on every chip of the replica (ep = tp).
-- A tp that does not divide the attention heads (Neuron TP24 on a 64-head model): heads are
+- A tp that does not divide the attention heads (Neuron TP24 on a 64-head model; not DEP,
+  whose ranks keep all heads): heads are
   padded up to a multiple of tp, as Neuron's compiler does; the padded heads cost their
   FLOPs and bytes (this is physics of those systems, not a fudge).
 - lengths: isl/osl are means; simulations use fixed lengths rounded to whole tokens.
@@ -35,7 +37,7 @@ from dataclasses import dataclass
 from clustersim.catalog import Catalog, ChipSpec, ModelSpec
 from clustersim.errors import ClusterSimError
 from clustersim.fidelity.rows import Row
-from clustersim.perf import ReplicaPerf, kv_capacity_tokens
+from clustersim.perf import ReplicaPerf, kv_capacity_tokens_per_rank
 from clustersim.perf.efficiency import Efficiency
 
 PLAN_MIN_SEQS = 128
@@ -68,6 +70,8 @@ class Setup:
     osl: int
     ttft_limit_s: float | None
     tpot_limit_s: float | None
+    attn_dp: int = 1
+    """Attention data-parallel ranks: tp for a DEP row, else 1."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +132,15 @@ def parse_parallelism(text: str) -> tuple[int | None, int | None]:
     return (int(tp.group(1)) if tp else None), (int(ep.group(1)) if ep else None)
 
 
+def is_dep(text: str) -> bool:
+    """Whether a parallelism string states attention data parallelism with EP (DEPn).
+
+    >>> is_dep("DEP4 (attention-DP4 + EP4)"), is_dep("TP8 EP8")
+    (True, False)
+    """
+    return re.search(r"\bDEP\d+", text.upper()) is not None
+
+
 def padded_model(model: ModelSpec, tp: int) -> ModelSpec:
     """`model` with attention heads padded up to a multiple of `tp` (unchanged if it divides).
 
@@ -141,9 +154,12 @@ def padded_model(model: ModelSpec, tp: int) -> ModelSpec:
     return dataclasses.replace(model, num_heads=-(-model.num_heads // tp) * tp)
 
 
-def _capacity(chip: ChipSpec, model: ModelSpec, tp: int, ep: int, wdt: str, kvdt: str, eff: Efficiency) -> int:
-    replica = ReplicaPerf(chip=chip, model=padded_model(model, tp), tp=tp, ep=ep, weight_dtype=wdt, kv_dtype=kvdt, efficiency=eff)
-    return kv_capacity_tokens(replica, reserve_fraction=KV_RESERVE_FRACTION)
+def _capacity(chip: ChipSpec, model: ModelSpec, tp: int, ep: int, wdt: str, kvdt: str, eff: Efficiency,
+              attn_dp: int = 1) -> int:
+    """KV tokens of the longest sequence the replica holds (one rank's share under DEP)."""
+    replica = ReplicaPerf(chip=chip, model=padded_model(model, tp // attn_dp), tp=tp, ep=ep, weight_dtype=wdt,
+                          kv_dtype=kvdt, efficiency=eff, attn_dp=attn_dp)
+    return kv_capacity_tokens_per_rank(replica, reserve_fraction=KV_RESERVE_FRACTION)
 
 
 def _plan(chip: ChipSpec, model: ModelSpec, num_chips: int, wdt: str, kvdt: str, seq_tokens: int, eff: Efficiency) -> tuple[int, int] | None:
@@ -181,6 +197,7 @@ def map_row(row: Row, catalog: Catalog, efficiency: dict[str, Efficiency]) -> Ma
     wdt, kvdt = dtypes
     isl, osl = max(1, round(row.isl)), max(1, round(row.osl))
     tp, ep = parse_parallelism(row.parallelism)
+    attn_dp = 1
     if tp is None:
         plan = _plan(chip, model, row.num_chips, wdt, kvdt, isl + osl, eff)
         if plan is None:
@@ -199,12 +216,14 @@ def map_row(row: Row, catalog: Catalog, efficiency: dict[str, Efficiency]) -> Ma
             ep = 1
         elif model.num_experts % ep or tp % ep:
             return Mapped(row, None, f"parallelism {row.parallelism!r}: ep={ep} must divide num_experts={model.num_experts} and tp={tp}")
-        if _capacity(chip, model, tp, ep, wdt, kvdt, eff) < isl + osl:
+        if is_dep(row.parallelism) and model.is_moe and ep == tp:
+            attn_dp = tp
+        if _capacity(chip, model, tp, ep, wdt, kvdt, eff, attn_dp) < isl + osl:
             return Mapped(row, None, f"{model.name} in {wdt} with tp={tp} does not fit one sequence of {isl + osl} tokens in {chip.name} HBM")
     setup = Setup(
         chip=chip.name, model=model.name, family=chip.family, num_chips=row.num_chips, tp=tp, ep=ep,
-        num_replicas=row.num_chips // tp, num_heads=padded_model(model, tp).num_heads,
+        num_replicas=row.num_chips // tp, num_heads=padded_model(model, tp // attn_dp).num_heads,
         weight_dtype=wdt, kv_dtype=kvdt, mode=row.mode, load=row.load, isl=isl, osl=osl,
-        ttft_limit_s=row.ttft_limit_s, tpot_limit_s=row.tpot_limit_s,
+        ttft_limit_s=row.ttft_limit_s, tpot_limit_s=row.tpot_limit_s, attn_dp=attn_dp,
     )
     return Mapped(row, setup)

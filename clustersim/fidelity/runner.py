@@ -88,7 +88,8 @@ def make_replica(setup: Setup, catalog: Catalog, eff: Efficiency) -> tuple[Repli
 
         model = dataclasses.replace(model, num_heads=setup.num_heads)
     replica = ReplicaPerf(chip=chip, model=model, tp=setup.tp, ep=setup.ep,
-                          weight_dtype=setup.weight_dtype, kv_dtype=setup.kv_dtype, efficiency=eff)
+                          weight_dtype=setup.weight_dtype, kv_dtype=setup.kv_dtype, efficiency=eff,
+                          attn_dp=setup.attn_dp)
     return replica, kv_capacity_tokens(replica, reserve_fraction=KV_RESERVE_FRACTION)
 
 

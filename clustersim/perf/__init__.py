@@ -14,12 +14,15 @@ from clustersim.perf.memory import (
     kv_bytes_per_layer_token,
     kv_bytes_per_token,
     kv_capacity_tokens,
+    kv_capacity_tokens_per_rank,
     kv_replication,
     param_count,
     param_groups,
     replica_kv_bytes_per_token,
+    replica_weight_bytes,
     weight_breakdown,
     weight_bytes,
+    weight_bytes_per_chip,
 )
 from clustersim.perf.replica import ReplicaPerf
 from clustersim.perf.step_time import (
@@ -51,13 +54,16 @@ __all__ = [
     "kv_bytes_per_layer_token",
     "kv_bytes_per_token",
     "kv_capacity_tokens",
+    "kv_capacity_tokens_per_rank",
     "kv_replication",
     "load_efficiency_table",
     "param_count",
     "param_groups",
     "replica_kv_bytes_per_token",
+    "replica_weight_bytes",
     "step_cost",
     "step_time_s",
     "weight_breakdown",
     "weight_bytes",
+    "weight_bytes_per_chip",
 ]

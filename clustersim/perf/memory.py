@@ -229,9 +229,34 @@ def kv_replication(model: ModelSpec, tp: int) -> float:
 
 
 def replica_kv_bytes_per_token(replica: ReplicaPerf) -> float:
-    """KV bytes one token occupies across the replica's HBM (all layers, TP copies included)."""
+    """KV bytes one token occupies across the replica's HBM (all layers, TP copies included).
+
+    Under DEP (attn_dp = tp) a sequence's KV lives on its own rank only, attention TP 1, so
+    nothing is replicated: MLA's latent is stored once, not tp times.
+    """
     per_token = kv_bytes_per_token(replica.model, replica.kv_dtype)
-    return per_token * kv_replication(replica.model, replica.tp)
+    return per_token * kv_replication(replica.model, replica.attn_tp)
+
+
+def replica_weight_bytes(replica: ReplicaPerf) -> float:
+    """Weight bytes summed over the replica's chips.
+
+    Plain TP stores one copy of the model, split. Under DEP every one of the attn_dp ranks
+    holds its own copy of everything but the routed experts (attention, dense FFNs, shared
+    experts, routers, norms, embedding, lm_head), and the routed experts are split over ep:
+    attn_dp x (all - routed) + routed.
+    """
+    total = weight_bytes(replica.model, replica.weight_dtype or replica.model.weight_dtype)
+    if replica.attn_dp == 1:
+        return total
+    routed = weight_breakdown(replica.model, replica.weight_dtype or replica.model.weight_dtype).routed_expert_bytes
+    return replica.attn_dp * (total - routed) + routed
+
+
+def weight_bytes_per_chip(replica: ReplicaPerf) -> float:
+    """Weight bytes on each chip, the replica's total split evenly over its chips (exact for
+    DEP with pp = 1: replicated part + routed experts / ep; even sharding assumed otherwise)."""
+    return replica_weight_bytes(replica) / replica.num_chips
 
 
 def kv_capacity_tokens(
@@ -241,15 +266,30 @@ def kv_capacity_tokens(
 ) -> int:
     """Tokens of KV cache that fit in the replica, <= 0 when the weights alone do not fit.
 
-    floor((hbm_bytes x num_chips x (1 - reserve_fraction) - weights
+    floor((hbm_bytes x num_chips x (1 - reserve_fraction) - replica weights
            - activation_reserve_bytes x num_chips) / replica KV bytes per token)
 
     `reserve_fraction` mirrors vLLM's gpu_memory_utilization (0.9 by default); the activation
     reserve is per chip. Weights are assumed sharded evenly (small replicated pieces such as
-    norms and MLA down-projections ignored). KV per token counts every layer, sliding-window
+    norms and MLA down-projections ignored); under DEP they are `replica_weight_bytes`
+    (replicated attention and dense parts). KV per token counts every layer, sliding-window
     ones included: conservative for long contexts on gpt-oss-like models.
+
+    Under DEP this is the sum over the attn_dp ranks, each holding the KV of its own
+    sequences: one sequence must fit one rank (`kv_capacity_tokens_per_rank`), and a pool of
+    this size assumes sequences spread evenly over the ranks.
     """
     usable = replica.chip.hbm_bytes * replica.num_chips * (1.0 - reserve_fraction)
-    free = usable - weight_bytes(replica.model, replica.weight_dtype or replica.model.weight_dtype)
+    free = usable - replica_weight_bytes(replica)
     free -= activation_reserve_bytes * replica.num_chips
     return math.floor(free / replica_kv_bytes_per_token(replica))
+
+
+def kv_capacity_tokens_per_rank(
+    replica: ReplicaPerf,
+    reserve_fraction: float = 0.1,
+    activation_reserve_bytes: float = ACTIVATION_RESERVE_BYTES,
+) -> int:
+    """KV tokens one attention data-parallel rank holds: the longest sequence the replica can
+    serve. kv_capacity_tokens // attn_dp (the whole replica for plain TP)."""
+    return kv_capacity_tokens(replica, reserve_fraction, activation_reserve_bytes) // replica.attn_dp

@@ -4,6 +4,12 @@ A replica is `tp x pp` chips serving one copy of the model. Tensor parallelism s
 layer over `tp` chips (two all-reduces per layer); pipeline parallelism splits the layers
 into `pp` stages; expert parallelism spreads the routed experts over `ep` of the chips and
 moves tokens to them by all-to-all.
+
+Attention data parallelism (`attn_dp`) is the other way to use a stage's `tp` chips for an
+MoE model ("DEPn" in SGLang, TensorRT-LLM and vLLM): each of the n ranks runs attention,
+dense layers, embedding and lm_head whole (replicated weights) for its own sequences (its own
+KV cache), and the routed experts are spread over the same n ranks (ep = n). Two layouts are
+supported: plain TP (attn_dp = 1) and DEP (attn_dp = tp = ep, attention TP 1 per rank).
 """
 
 from __future__ import annotations
@@ -33,10 +39,11 @@ class ReplicaPerf:
     `dataclasses.replace(r, chip=other)` keeps r's comm and efficiency: pass comm=None,
     efficiency=None as well to derive them from the new chip.
 
-    Rules checked here (SpecError otherwise): tp, ep, pp >= 1; tp divides num_heads (heads
-    split evenly); pp <= num_layers; ep divides tp x pp (experts spread over whole groups of
-    chips) and ep > 1 only for an MoE model; known dtypes. When num_kv_heads < tp, each KV head
-    is stored on tp / num_kv_heads ranks (see memory.kv_replication).
+    Rules checked here (SpecError otherwise): tp, ep, pp, attn_dp >= 1; attention TP
+    (tp / attn_dp) divides num_heads (heads split evenly); pp <= num_layers; ep divides
+    tp x pp (experts spread over whole groups of chips) and ep > 1 only for an MoE model;
+    attn_dp is 1 or equals tp and ep on an MoE model (DEP); known dtypes. When num_kv_heads <
+    tp, each KV head is stored on tp / num_kv_heads ranks (see memory.kv_replication).
     """
 
     chip: ChipSpec
@@ -48,16 +55,26 @@ class ReplicaPerf:
     kv_dtype: str = "bf16"
     comm: CommModel | None = None
     efficiency: Efficiency | None = None
+    attn_dp: int = 1
+    """Attention data-parallel ranks per stage: 1 (plain TP) or tp (DEP, with ep = tp)."""
     _constants: Any = field(default=None, init=False, repr=False, compare=False)
     """Per-replica precomputed terms of the step-time model, filled on first use."""
 
     def __post_init__(self) -> None:
         where = f"replica of {self.model.name} on {self.chip.name}"
-        for name in ("tp", "ep", "pp"):
+        for name in ("tp", "ep", "pp", "attn_dp"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SpecError(f"{where}: {name}={value!r}, must be an integer >= 1")
-        if self.model.num_heads % self.tp:
+        if self.attn_dp > 1:
+            if not self.model.is_moe:
+                raise SpecError(f"{where}: attn_dp={self.attn_dp}, must be 1 for a dense model (num_experts=0)")
+            if self.attn_dp != self.tp or self.ep != self.tp:
+                raise SpecError(
+                    f"{where}: attn_dp={self.attn_dp} with tp={self.tp}, ep={self.ep}: attention data "
+                    "parallelism (DEP) needs attn_dp = tp = ep, or attn_dp=1 for plain TP"
+                )
+        if self.model.num_heads % self.attn_tp:
             divisors = [n for n in range(1, self.model.num_heads + 1) if self.model.num_heads % n == 0]
             raise SpecError(f"{where}: tp={self.tp}, must divide num_heads={self.model.num_heads} {tuple(divisors)}")
         if self.pp > self.model.num_layers:
@@ -84,3 +101,8 @@ class ReplicaPerf:
     def num_chips(self) -> int:
         """Chips holding this replica: tp x pp."""
         return self.tp * self.pp
+
+    @property
+    def attn_tp(self) -> int:
+        """Ranks one sequence's attention is split over: tp / attn_dp (1 under DEP)."""
+        return self.tp // self.attn_dp

@@ -30,6 +30,24 @@ the latency of one batch through all stages (each stage holds 1/pp of the work o
 chips); keeping pp batches in flight, which PP serving needs for throughput, is the
 engine's business. Activation traffic and embedding lookups are left out.
 
+Attention data parallelism + expert parallelism (DEP, replica.attn_dp = tp = ep = n ranks
+per stage, MoE models only). The step's T tokens are spread evenly over the n ranks, each
+running its own sequences:
+
+- dense linear: each rank multiplies its T/n tokens by the whole attention / dense FFN /
+  shared-expert / router weights, replicated on every rank, so the weights are read n times
+  per step (once per rank, dense_bytes x n in total; the lm_head too when sampling) and each
+  GEMM has M = T/n rows for the small-GEMM factor. FLOPs are unchanged in total;
+- attention: the same FLOPs, but KV is not replicated (attention TP 1 per rank; MLA's latent
+  read once, not n times);
+- routed experts: as with EP above (experts touched by all T tokens, bytes split over ep);
+- communication: no all-reduce at all (attention and dense layers are local); per MoE layer
+  an all-to-all dispatch and combine over the n ranks, each rank sending its T/n tokens x
+  top_k x hidden x 2 bytes; a pipeline hand-off moves T/n tokens per rank in parallel.
+
+Ranks are assumed balanced (T/n tokens and 1/n of the attention work each); real engines
+pad idle ranks with dummy tokens, so every rank reads its weights every step either way.
+
 An empty step (num_tokens = 0) costs nothing: `step_cost` returns all zeros, overheads
 included, since no engine runs a step without work.
 """
@@ -98,6 +116,7 @@ class _Constants:
     gemm_flops_s: float
     moe_flops_s: float
     gemm_half_rows: float
+    dense_half_rows: float
     attn_flops_s: float
     mem_bytes_s: float
     peak_total_flops_s: float
@@ -134,7 +153,7 @@ def _build_constants(replica: ReplicaPerf) -> _Constants:
     assert eff is not None and replica.weight_dtype is not None and replica.comm is not None
     weights = weight_breakdown(m, replica.weight_dtype)
     groups = param_groups(m)
-    tp = replica.tp
+    tp, attn_dp = replica.tp, replica.attn_dp
     num_moe = m.num_moe_layers
     num_sliding = m.num_sliding_layers if m.sliding_window > 0 else 0
     num_full = m.num_layers - num_sliding
@@ -142,22 +161,24 @@ def _build_constants(replica: ReplicaPerf) -> _Constants:
         flops_per_pair = 2.0 * m.num_heads * (2 * m.kv_lora_rank + m.qk_rope_head_dim)
     else:
         flops_per_pair = 4.0 * m.num_heads * m.head_dim
-    kv_layer = kv_bytes_per_layer_token(m, replica.kv_dtype) * kv_replication(m, tp)
+    kv_layer = kv_bytes_per_layer_token(m, replica.kv_dtype) * kv_replication(m, replica.attn_tp)
     uses_a2a = replica.ep > 1 and num_moe > 0
     tp_layers_ffn = m.num_layers - num_moe if uses_a2a else m.num_layers
+    uses_all_reduce = replica.attn_tp > 1  # DEP: attention and dense layers are rank-local
     return _Constants(
         overhead_s=eff.step_overhead_s + eff.layer_overhead_s * m.num_layers,
         gemm_flops_s=chip.peak_flops_s(weights.block_dtype) * eff.compute * tp,
         moe_flops_s=chip.peak_flops_s(replica.weight_dtype) * eff.compute * tp,
         gemm_half_rows=eff.gemm_half_rows,
+        dense_half_rows=eff.gemm_half_rows * attn_dp,  # M = T / attn_dp rows per rank
         attn_flops_s=chip.peak_flops_s("bf16") * eff.attention_compute * tp,
         mem_bytes_s=chip.hbm_bw_bytes_s * eff.memory * tp,
         peak_total_flops_s=chip.peak_flops_s(replica.weight_dtype) * replica.num_chips,
         bw_total_bytes_s=chip.hbm_bw_bytes_s * replica.num_chips,
         dense_flops_per_token=2.0 * (groups.attention + groups.dense_ffn + groups.shared_experts + groups.router),
         lm_head_flops_per_row=2.0 * m.vocab_size * m.hidden_size,
-        dense_bytes=weights.dense_bytes,
-        lm_head_bytes=weights.lm_head_bytes,
+        dense_bytes=weights.dense_bytes * attn_dp,  # replicated: every rank reads its copy
+        lm_head_bytes=weights.lm_head_bytes * attn_dp,
         is_moe=num_moe > 0,
         num_experts=float(m.num_experts),
         expert_miss=1.0 - m.num_experts_per_tok / m.num_experts if m.num_experts else 1.0,
@@ -172,12 +193,12 @@ def _build_constants(replica: ReplicaPerf) -> _Constants:
         comm=replica.comm,
         tp=tp,
         ep=replica.ep,
-        num_all_reduces=(m.num_layers + tp_layers_ffn) if tp > 1 else 0,
+        num_all_reduces=(m.num_layers + tp_layers_ffn) if uses_all_reduce else 0,
         all_reduce_bytes_per_token=m.hidden_size * ACT_BYTES,
         num_all_to_alls=2 * num_moe if uses_a2a else 0,
         all_to_all_bytes_per_token=m.num_experts_per_tok * m.hidden_size * ACT_BYTES / replica.ep,
         num_sends=replica.pp - 1,
-        send_bytes_per_token=m.hidden_size * ACT_BYTES,
+        send_bytes_per_token=m.hidden_size * ACT_BYTES / attn_dp,
     )
 
 
@@ -207,8 +228,9 @@ def _load_independent_terms(c: _Constants, num_tokens: int, num_sampled: int) ->
 def _compute_load_independent_terms(c: _Constants, num_tokens: int, num_sampled: int) -> tuple[float, ...]:
     flops = c.dense_flops_per_token * num_tokens + c.lm_head_flops_per_row * num_sampled
     hbm = c.dense_bytes + c.lm_head_bytes if num_sampled > 0 else c.dense_bytes
-    # a GEMM of M rows fills the tensor units to M / (M + gemm_half_rows) of the fitted rate
-    compute_s = flops * (num_tokens + c.gemm_half_rows) / (num_tokens * c.gemm_flops_s)
+    # a GEMM of M rows fills the tensor units to M / (M + gemm_half_rows) of the fitted rate;
+    # M = num_tokens / attn_dp per rank, folded into dense_half_rows = gemm_half_rows x attn_dp
+    compute_s = flops * (num_tokens + c.dense_half_rows) / (num_tokens * c.gemm_flops_s)
     memory_s = hbm / c.mem_bytes_s
     time_s = compute_s if compute_s > memory_s else memory_s
     if c.is_moe:
