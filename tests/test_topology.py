@@ -197,3 +197,14 @@ def test_show_prints_and_draws(tmp_path):
     except ImportError:
         with pytest.raises(SpecError, match="matplotlib"):
             draw(nvl72(), tmp_path / "x.png")
+
+
+def test_packaged_topology_dir_is_the_top_level_one():
+    # The wheel ships topologies through clustersim/topology/ready, a link to topologies/.
+    from pathlib import Path
+
+    from clustersim.topology.files import TOPOLOGY_DIR, topology_names
+
+    top = Path(__file__).resolve().parents[1] / "topologies"
+    assert TOPOLOGY_DIR.resolve() == top.resolve()
+    assert topology_names() == sorted(p.stem for p in top.iterdir() if p.suffix in (".yaml", ".json"))

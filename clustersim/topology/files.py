@@ -25,7 +25,7 @@ from clustersim.topology.torus import tpu_slice, trn2
 
 FORMAT = "clustersim-topology/1"
 BUILDERS = {"nvl72": nvl72, "hgx": hgx, "tpu_slice": tpu_slice, "trn2": trn2}
-TOPOLOGY_DIR = Path(__file__).resolve().parents[2] / "topologies"
+TOPOLOGY_DIR = Path(__file__).resolve().parent / "ready"  # symlink to the top-level topologies/, shipped in the wheel
 _TUPLE_GRAPH_ATTRS = ("torus_dims", "torus_wrap")
 
 
