@@ -88,6 +88,9 @@ def compare(
     out_dir: Path = typer.Option(Path("runs/compare"), "--out", help="Folder for one run directory per layout."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Override every layout's seed."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Parallel runs (default: one per CPU)."),
+    size: Optional[float] = typer.Option(
+        None, "--size", help="Size each layout: fewest replicas whose SLO attainment reaches this fraction (e.g. 0.99)."
+    ),
 ) -> None:
     """Run the same traffic on several layouts and compare throughput, latency and cost."""
     from clustersim.compare import DEFAULT_COMPARISON, run_comparison
@@ -96,16 +99,20 @@ def compare(
         raise ClusterSimError(f"--seed={seed}, must be an integer >= 0")
     if workers is not None and workers < 1:
         raise ClusterSimError(f"--workers={workers}, must be an integer >= 1")
-    name, rows = run_comparison(comparison or DEFAULT_COMPARISON, out_dir, seed, workers)
+    if size is not None and not 0 < size <= 1:
+        raise ClusterSimError(f"--size={size}, must be an SLO attainment in (0, 1], e.g. 0.99")
+    name, rows = run_comparison(comparison or DEFAULT_COMPARISON, out_dir, seed, workers, size_to=size)
     table = Table(title=name)
     columns = (
-        ("layout", "layout", "{}"), ("chips", "chips", "{}"), ("out tok/s/chip", "output_tokens_s_per_chip", "{:,.0f}"),
+        ("layout", "layout", "{}"), ("chips", "chips", "{}"), ("SLO sizing", "sizing", "{}"), ("out tok/s/chip", "output_tokens_s_per_chip", "{:,.0f}"),
         ("TTFT p50/p99 ms", ("ttft_p50_ms", "ttft_p99_ms"), "{:,.0f} / {:,.0f}"),
         ("TPOT p50/p99 ms", ("tpot_p50_ms", "tpot_p99_ms"), "{:,.1f} / {:,.1f}"),
         ("SLO met", "slo_attainment", "{:.1%}"), ("batch", "mean_batch", "{:.1f}"), ("pricing", "pricing", "{}"),
         ("$/M out tok", "usd_per_mtok_output", "{:,.3f}"), ("$/M tok", "usd_per_mtok_blended", "{:,.3f}"),
         ("tok/s per MW", "tokens_s_per_mw", "{:,.0f}"),
     )
+    if size is None:
+        columns = tuple(c for c in columns if c[1] != "sizing")
     for title, _, _ in columns:
         table.add_column(title, justify="left" if title in ("layout", "pricing") else "right")
     for row in rows:

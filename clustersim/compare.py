@@ -10,12 +10,15 @@ $ per million tokens and tokens per MW.
 from __future__ import annotations
 
 import copy
+import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from clustersim.errors import ScenarioError
 from clustersim.records import write_json_atomic
 from clustersim.scenario import Scenario, parse_scenario, read_yaml, resolve_paths
+from clustersim.sizing import Sized, size_to_slo
 from clustersim.sweep import SweepResult, run_sweep
 
 DEFAULT_COMPARISON = Path(__file__).parent / "scenarios" / "compare.yaml"
@@ -86,10 +89,32 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else value * 1e3
 
 
-def run_comparison(path: str | Path, out_dir: str | Path, seed: int | None = None, workers: int | None = None) -> tuple[str, list[dict[str, Any]]]:
-    """Run (or resume) a comparison and write OUT/comparison.json; returns (name, rows)."""
+def run_comparison(
+    path: str | Path,
+    out_dir: str | Path,
+    seed: int | None = None,
+    workers: int | None = None,
+    size_to: float | None = None,
+) -> tuple[str, list[dict[str, Any]]]:
+    """Run (or resume) a comparison and write OUT/comparison.json; returns (name, rows).
+
+    With `size_to` (an SLO attainment such as 0.99), each layout is first sized: the fewest
+    replicas that meet the SLO at the base load (clustersim.sizing), and its row is that run.
+    """
     name, runs = load_comparison(path, seed)
-    results = run_sweep(runs, out_dir, workers)
-    rows = comparison_rows(results)
-    write_json_atomic(Path(out_dir) / "comparison.json", {"name": name, "rows": rows})
+    if size_to is None:
+        rows = comparison_rows(run_sweep(runs, out_dir, workers))
+    else:
+        jobs = [(layout, scenario, Path(out_dir), size_to) for layout, scenario in runs]
+        with ProcessPoolExecutor(max_workers=workers or min(len(jobs), os.cpu_count() or 1)) as pool:
+            sized = list(pool.map(_size_one, jobs))
+        rows = comparison_rows([s.result for s in sized])
+        for row, (layout, _), s in zip(rows, runs, sized):
+            row.update({"layout": layout, "replicas": s.num_replicas, "meets_slo": s.meets, "sizing": s.note})
+    write_json_atomic(Path(out_dir) / "comparison.json", {"name": name, "size_to": size_to, "rows": rows})
     return name, rows
+
+
+def _size_one(job: tuple[str, Scenario, Path, float]) -> Sized:
+    layout, scenario, out_dir, target = job
+    return size_to_slo(layout, scenario, out_dir, target)

@@ -55,3 +55,41 @@ def test_bad_comparison_files(tmp_path):
     path.write_text(yaml.safe_dump({"layouts": {"x": {"deployment": {"tp": 0}}}}))
     with pytest.raises(ScenarioError, match=r"layouts.x: deployment.tp=0"):
         load_comparison(path)
+
+
+def test_sizing_finds_the_fewest_replicas_that_meet_the_slo(tmp_path):
+    from clustersim.scenario import parse_scenario
+    from clustersim.sizing import attainment, size_to_slo
+
+    scenario = parse_scenario({
+        "model": "llama-3.1-8b", "deployment": {"chip": "H100", "num_replicas": 1},
+        "workload": {"kind": "poisson", "rate_per_s": 40, "num_requests": 200,
+                     "lengths": {"kind": "fixed", "prompt_tokens": 2000, "output_tokens": 100}},
+        "slo": {"ttft_s": 0.5, "tpot_s": 0.05},
+        "run": {"record_steps": False},
+    })
+    sized = size_to_slo("h100", scenario, tmp_path, target=0.95)
+    assert sized.meets and sized.num_replicas > 1
+    assert attainment(sized.result) >= 0.95
+    fewer = sized.num_replicas - 1  # the search ran (or reuses) the run with one replica less
+    from clustersim.sweep import run_sweep
+
+    below = run_sweep([(f"r{fewer}", scenario.model_copy(update={"deployment": scenario.deployment.model_copy(update={"num_replicas": fewer})}))],
+                      tmp_path / "h100", workers=1)[0]
+    assert below.reused and attainment(below) < 0.95
+
+
+def test_size_option_is_validated(tmp_path, capsys):
+    import sys
+
+    from clustersim.cli import main
+
+    old = sys.argv
+    sys.argv = ["clustersim", "compare", str(tiny(tmp_path)), "--size", "1.5", "--out", str(tmp_path / "o")]
+    try:
+        main()
+    except SystemExit as exc:
+        assert exc.code == 2
+    finally:
+        sys.argv = old
+    assert "--size=1.5" in capsys.readouterr().err
