@@ -22,9 +22,10 @@ import simpy
 import clustersim
 from clustersim.build import Built, build
 from clustersim.errors import ScenarioError
-from clustersim.failures.attach import attach_failures
+from clustersim.cost import write_cost_trace
+from clustersim.failures.attach import FailureHooks, attach_failures
+from clustersim.records import REQUESTS, STEPS, ArrowWriter, WriteStats, request_row, summarize, write_json_atomic
 from clustersim.records.links import write_link_trace
-from clustersim.records import REQUESTS, STEPS, ArrowWriter, request_row, summarize, write_json_atomic
 from clustersim.scenario import Scenario
 from clustersim.serving.batcher import Batcher
 from clustersim.serving.clock import arrival_timeout
@@ -150,6 +151,30 @@ def simulate(scenario: Scenario, out_dir: str | Path, progress: ProgressFn | Non
         if run.steps_out is not None:
             run.steps_out.abort()
         raise
+    summary, files = _write_summaries(run, out, where, req_stats, step_stats, hooks)
+    num_steps = sum(e.num_steps for e in run.engines)
+    wall_s = time.perf_counter() - wall_start
+    manifest = {
+        "clustersim_version": clustersim.__version__,
+        "python": platform.python_version(),
+        "seed": scenario.seed,
+        "scenario": scenario.model_dump(mode="json"),
+        "files": files,
+        "num_engine_steps": num_steps,
+        "wall_s": wall_s,
+    }
+    write_json_atomic(out / "manifest.json", manifest)
+    return RunResult(out, summary, req_stats.num_rows, num_steps, wall_s)
+
+
+def _write_summaries(run: _Run, out: Path, where: str, req_stats: WriteStats, step_stats: WriteStats | None,
+                     hooks: FailureHooks | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """From the closed record files: links.arrow, cost.arrow, events.arrow, then summary.json.
+    Returns the summary and the manifest's file list."""
+    built, scenario = run.built, run.built.scenario
+    files: dict[str, Any] = {"requests.arrow": _stats(req_stats)}
+    if step_stats is not None:
+        files["steps.arrow"] = _stats(step_stats)
     summary = summarize(
         out / "requests.arrow",
         out / "steps.arrow" if step_stats is not None else None,
@@ -168,42 +193,28 @@ def simulate(scenario: Scenario, out_dir: str | Path, progress: ProgressFn | Non
         "kv_dtype": built.replica.kv_dtype,
     }
     summary["simulated_s"] = run.env.now
-    failure_file = {}
     if hooks is not None:
         summary["failures"] = hooks.finish(out / "requests.arrow", horizon_s=run.env.now)
-        failure_file = dict(summary["failures"].get("file") or {})
-    link_file = {}
+        files.update(summary["failures"].get("file") or {})
     if built.graph is not None and step_stats is not None and scenario.topology is not None:
         link_stats = write_link_trace(out / "links.arrow", out / "steps.arrow", built.replicas, built.graph, scenario.topology.link_bucket_s)
-        link_file = {"links.arrow": {"rows": link_stats.num_rows, "bytes": link_stats.num_bytes}}
+        files["links.arrow"] = _stats(link_stats)
         summary["deployment"]["topology"] = scenario.topology.name
         summary["deployment"]["placement"] = [list(p.chips) for p in built.placements[:8]]
-    # cost (clustersim.cost, issue 6): cost.arrow + summary["cost"], from the closed record files
-    from clustersim.cost import write_cost_trace
-
     summary["cost"] = write_cost_trace(out, built, scenario.cost, end_s=run.env.now, busy_s=[e.busy_s for e in run.engines], where=where)
-    cost_file = {"cost.arrow": summary["cost"]["file"]} if summary["cost"].get("file") else {}
+    if summary["cost"].get("file"):
+        files["cost.arrow"] = summary["cost"]["file"]
     write_json_atomic(out / "summary.json", summary)
-    num_steps = sum(e.num_steps for e in run.engines)
-    wall_s = time.perf_counter() - wall_start
-    manifest = {
-        "clustersim_version": clustersim.__version__,
-        "python": platform.python_version(),
-        "seed": scenario.seed,
-        "scenario": scenario.model_dump(mode="json"),
-        "files": {
-            "requests.arrow": {"rows": req_stats.num_rows, "bytes": req_stats.num_bytes},
-            **({"steps.arrow": {"rows": step_stats.num_rows, "bytes": step_stats.num_bytes}} if step_stats else {}),
-            **cost_file,
-            **link_file,
-            **failure_file,
-            "summary.json": {},
-        },
-        "num_engine_steps": num_steps,
-        "wall_s": wall_s,
-    }
-    write_json_atomic(out / "manifest.json", manifest)
-    return RunResult(out, summary, req_stats.num_rows, num_steps, wall_s)
+    files["summary.json"] = {}
+    return summary, files
+
+
+def _stats(stats: WriteStats) -> dict[str, int]:
+    return {"rows": stats.num_rows, "bytes": stats.num_bytes}
+
+
+RUN_FILES = ("manifest.json", "summary.json", "requests.arrow", "steps.arrow", "links.arrow", "cost.arrow", "events.arrow")
+"""Files a run may write; the manifest is listed first because it is removed first."""
 
 
 def _prepare_out_dir(out: Path) -> None:
@@ -211,7 +222,8 @@ def _prepare_out_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise ScenarioError(f"--out {out}: exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "manifest.json").unlink(missing_ok=True)
+    for name in RUN_FILES:  # a rerun never leaves an earlier run's files beside its own
+        (out / name).unlink(missing_ok=True)
 
 
 def _advance(env: simpy.Environment, horizon_s: float | None, expected_s: float, progress: ProgressFn | None) -> None:

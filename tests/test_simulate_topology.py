@@ -66,3 +66,16 @@ def test_torus_replica_is_placed_on_a_contiguous_box():
     assert len(built.placements) == 4
     chips = [c for p in built.placements for c in p.chips]
     assert len(set(chips)) == 32
+
+
+def test_rerun_into_the_same_directory_leaves_no_stale_files(tmp_path):
+    simulate(parse_scenario(scenario()), tmp_path / "run")
+    assert (tmp_path / "run" / "links.arrow").exists()
+    plain = scenario()
+    plain.pop("topology")
+    simulate(parse_scenario(plain), tmp_path / "run")
+    import json
+
+    names = {p.name for p in (tmp_path / "run").iterdir()}
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert "links.arrow" not in names and names == set(manifest["files"]) | {"manifest.json"}
