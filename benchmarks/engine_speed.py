@@ -50,8 +50,10 @@ def main() -> None:
     print(f"simulated {sim_s:,.1f} s in {wall:,.2f} s wall -> {sim_s / wall:,.1f} simulated s per wall s")
     print(f"engine steps {result.num_steps:,} -> {result.num_steps / wall:,.0f} steps per wall s")
     print(f"requests {result.num_requests:,} -> {result.num_requests / wall:,.0f} per wall s")
+    batch = (summary.get("steps") or {}).get("mean_num_seqs_time_weighted")
     print(f"output tokens/s per chip {summary['throughput']['output_tokens_s_per_chip']:,.0f}; "
-          f"mean batch {summary['steps']['mean_num_seqs_time_weighted']:.1f}; TTFT p50 {summary['latency']['ttft_s']['p50'] * 1e3:.0f} ms")
+          f"mean batch {'n/a (no steps.arrow)' if batch is None else f'{batch:.1f}'}; "
+          f"TTFT p50 {summary['latency']['ttft_s']['p50'] * 1e3:.0f} ms")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
     hour_wall = wall * 3600 / sim_s
     print(f"extrapolated: one simulated hour of this cluster takes ~{hour_wall / 60:,.1f} wall minutes")
