@@ -59,6 +59,7 @@ def _write_run(run_dir: Path, steps: list[tuple[float, int, float, float]], requ
                 "flops": np.zeros(n), "hbm_bytes": np.zeros(n), "compute_util": util.astype(np.float32),
                 "hbm_util": util.astype(np.float32), "kv_blocks_used": np.zeros(n, np.int32),
                 "kv_blocks_total": np.full(n, 10, np.int32), "num_waiting": np.zeros(n, np.int32),
+                "num_sampled": np.ones(n, np.int32),
             })
     with ArrowWriter(run_dir / "requests.arrow", REQUESTS) as w:
         for i, (first, prompt, generated) in enumerate(requests):

@@ -173,6 +173,8 @@ def test_record_invariants_over_random_scenarios(tmp_path_factory, seed, kind, n
     assert np.all(generated[done] == wanted[done]) and np.all(generated <= wanted)
     steps = read(out / "steps.arrow")
     assert np.all(steps.column("kv_blocks_used").to_numpy() <= steps.column("kv_blocks_total").to_numpy())
+    # every generated token was sampled by exactly one recorded step (engine and request records agree)
+    assert int(steps.column("num_sampled").to_numpy().sum()) == int(generated.sum())
 
 
 def test_scenario_physics_errors_name_the_field(tmp_path):

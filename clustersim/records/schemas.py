@@ -48,6 +48,8 @@ hbm_util             float32 hbm_bytes / (HBM bandwidth of the replica x step_s)
 kv_blocks_used       int32   KV-cache blocks held at the end of the step
 kv_blocks_total      int32   KV-cache blocks the replica has
 num_waiting          int32   requests queued at the replica, not in the batch, at step start
+num_sampled          int32   output tokens sampled in the step: one per decoding request, one per
+                             request whose prompt (or recomputation) finished in the step
 ==================== ======= ==================================================================
 """
 
@@ -109,6 +111,7 @@ STEPS: pa.Schema = _schema(
         ("kv_blocks_used", pa.int32(), "KV-cache blocks held at the end of the step"),
         ("kv_blocks_total", pa.int32(), "KV-cache blocks the replica has"),
         ("num_waiting", pa.int32(), "requests queued at the replica at step start"),
+        ("num_sampled", pa.int32(), "output tokens sampled in the step (decodes, last prefill chunks, recomputed requests)"),
     ],
     "steps",
 )

@@ -72,6 +72,7 @@ def span_columns(replica_id: int, span: StepSpan, num_done: int) -> dict[str, np
         "kv_blocks_used": span.kv_used[:num_done].astype(np.int32),
         "kv_blocks_total": np.full(num_done, span.kv_total, dtype=np.int32),
         "num_waiting": np.full(num_done, span.num_waiting, dtype=np.int32),
+        "num_sampled": np.full(num_done, load.num_sampled, dtype=np.int32),
     }
 
 

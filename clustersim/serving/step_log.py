@@ -60,4 +60,5 @@ class StepLog:
             "kv_blocks_used": np.concatenate([s.kv_used[:n] for _, s, n in pending]).astype(np.int32),
             "kv_blocks_total": repeat((s.kv_total for _, s, _ in pending), np.int32),
             "num_waiting": repeat((s.num_waiting for _, s, _ in pending), np.int32),
+            "num_sampled": repeat((s.plan.load.num_sampled for _, s, _ in pending), np.int32),
         })
