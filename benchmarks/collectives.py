@@ -30,6 +30,9 @@ PUBLISHED = {
     # (topology, kind, group size): (busbw bytes/s per chip, source)
     ("hgx-h100-32x8", "all_reduce", 8): (
         480e9, "NCCL NVLS peak busbw ~480 GB/s (algbw ~275), ring ~370: sjeaugey in github.com/NVIDIA/nccl-tests/issues/212"),
+    ("gb200-nvl72", "all_reduce", 8): (
+        811e9, "nccl-tests all_reduce busbw 811 GB/s, 8 GB200 GPUs on 2 compute trays over MNNVL (NVLink5): "
+        "lixueduan.com/posts/ai/13-gb200-mnnvl-nccl-test (third-party measurement)"),
     ("tpu-v5e-16x16", "all_reduce", 256): (
         51.2e12 / 256 * 2 * 255 / 256,
         "Google 'all-reduce bandwidth per pod' 51.2 TB/s / 256 chips, read as algbw x 256 (our reading): docs.cloud.google.com/tpu/docs/v5e"),
@@ -90,7 +93,7 @@ def main() -> None:
     for name in TOPOLOGIES:
         for row in report(name):
             print(row)
-    print("published NVL72 NCCL all-reduce busbw: n/a (no figure with a source found)")
+    print("published NVL72 NCCL all-reduce busbw: only an 8-GPU (2-tray) figure was found; 72-GPU: n/a")
     print(largest_graph())
     print(f"total {time.perf_counter() - start:.1f} s")
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from clustersim.collectives.routing import Edge, Router, add_load, ring_moves, seconds_per_byte
+from clustersim.topology.figures import NVLS_REDUCTION_EFFICIENCY
 
 KINDS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send")
 
@@ -101,7 +102,8 @@ def halving_doubling_plan(router: Router, kind: str, group: list[str]) -> Plan:
 def nvls_plan(router: Router, kind: str, group: list[str]) -> Plan | None:
     """In-switch reduction (NVLink SHARP): each GPU sends its buffer once into the switch
     planes and receives the reduced buffer once, so each direction of a GPU's NVLinks carries
-    B instead of the ring's 2(n-1)/n x B. All-reduce only; all GPUs must hang off the same
+    B instead of the ring's 2(n-1)/n x B; the switches reduce at NVLS_REDUCTION_EFFICIENCY of
+    that link-limited rate (measured). All-reduce only; all GPUs must hang off the same
     NVLS-capable switches."""
     g = router.g
     if kind != "all_reduce":
@@ -123,7 +125,9 @@ def nvls_plan(router: Router, kind: str, group: list[str]) -> Plan | None:
             load[(chip, sw)] = load[(sw, chip)] = width[sw] / total
             lat = max(lat, g.edges[chip, sw]["latency_s"] + g.edges[sw, chip]["latency_s"])
     step_lat = g.graph.get("step_latency_s", 0.0)
-    return Plan("nvls", 2, 2 * (lat / 2 + step_lat), seconds_per_byte(g, load), load)
+    # the switches' reduction throughput, not the links, bounds NVLS (figures.NVLS_REDUCTION_EFFICIENCY)
+    beta = seconds_per_byte(g, load) / NVLS_REDUCTION_EFFICIENCY
+    return Plan("nvls", 2, 2 * (lat / 2 + step_lat), beta, load)
 
 
 def box_shape(router: Router, group: list[str]) -> list[list[int]] | None:

@@ -23,6 +23,12 @@ NVLINK_LATENCY_S = 0.25e-6
 """ESTIMATE: one GPU<->NVSwitch link traversal; NVIDIA publishes no per-hop figure."""
 SCALEOUT_LATENCY_S = 0.6e-6
 """ESTIMATE: one NIC/switch hop of an InfiniBand/Ethernet fabric (switch port-to-port ~0.3-0.6 us)."""
+NVLS_REDUCTION_EFFICIENCY = 0.57
+"""Fraction of the link-limited NVLS (in-switch reduction) rate that NCCL reaches: the switches'
+reduction throughput, not the links, bounds it. Mean of two published nccl-tests all_reduce
+measurements against this model's link-limited figure: 8 x H100 NVLS peak busbw ~480 GB/s vs 787
+(0.61; sjeaugey, github.com/NVIDIA/nccl-tests/issues/212) and 8 x GB200 over MNNVL 811 GB/s vs
+1,573 (0.52; lixueduan.com/posts/ai/13-gb200-mnnvl-nccl-test, a third-party measurement)."""
 GPU_STEP_LATENCY_S = 0.5e-6
 """ESTIMATE: software/launch cost of one collective step on a GPU (NCCL-like), per step."""
 
