@@ -104,36 +104,12 @@ def scenario_for(chip: str, topology: str, tp: int, seed: int = 0) -> dict:
 
 
 def run_deployment(data: dict, out: Path) -> tuple[dict, dict]:
-    """(summary, failures summary) of one scenario. Through simulate() once Scenario has a
-    `failures:` field (the lead's wiring); until then the same wiring by hand: build, _Run,
-    attach_failures, run to the horizon, summarize."""
-    from clustersim.build import build
-    from clustersim.failures import FailuresConfig
-    from clustersim.failures.attach import attach_failures
-    from clustersim.records import summarize
-    from clustersim.scenario import Scenario, parse_scenario
-    from clustersim.simulate import _Run, simulate
+    """(summary, failures summary) of one scenario, through simulate()."""
+    from clustersim.scenario import parse_scenario
+    from clustersim.simulate import simulate
 
-    if "failures" in Scenario.model_fields:
-        result = simulate(parse_scenario(data), out)
-        return result.summary, result.summary.get("failures", {})
-    failures = FailuresConfig(**data.pop("failures"))
-    scenario = parse_scenario(data)
-    built = build(scenario)
-    out.mkdir(parents=True, exist_ok=True)
-    run = _Run(built, out)
-    hooks = attach_failures(run, failures, out)
-    run.start()
-    horizon = scenario.run.max_sim_s
-    run.env.run(until=horizon)
-    run.finish(horizon)
-    run.requests_out.close()
-    if run.steps_out is not None:
-        run.steps_out.close()
-    fsum = hooks.finish(out / "requests.arrow", horizon)
-    summary = summarize(out / "requests.arrow", None, num_chips=built.num_chips, duration_s=horizon,
-                        slo_ttft_s=scenario.slo.ttft_s, slo_tpot_s=scenario.slo.tpot_s)
-    return summary, fsum
+    result = simulate(parse_scenario(data), out)
+    return result.summary, result.summary.get("failures", {})
 
 
 def _goodput(summary: dict) -> float:

@@ -59,11 +59,11 @@ def rng_for(seed: int, component: str) -> np.random.Generator:
 class _Run:
     """State of one simulation: engines, router, source, writers."""
 
-    def __init__(self, built: Built, out_dir: Path) -> None:
+    def __init__(self, built: Built, source: RequestSource, out_dir: Path) -> None:
         scenario = built.scenario
         self.built = built
         self.env = simpy.Environment()
-        self.source: RequestSource = make_source(scenario, rng_for(scenario.seed, "workload"), rng_for(scenario.seed, "lengths"))
+        self.source = source
         meta = {"scenario": scenario.name, "seed": str(scenario.seed), "clustersim_version": clustersim.__version__}
         self.requests_out = ArrowWriter(out_dir / "requests.arrow", REQUESTS, metadata=meta)
         self.steps_out = ArrowWriter(out_dir / "steps.arrow", STEPS, metadata=meta) if scenario.run.record_steps else None
@@ -132,8 +132,10 @@ def simulate(scenario: Scenario, out_dir: str | Path, progress: ProgressFn | Non
     wall_start = time.perf_counter()
     built = build(scenario, where)
     out = Path(out_dir)
+    # inputs (trace files included) are read before the run directory is touched
+    source = make_source(scenario, rng_for(scenario.seed, "workload"), rng_for(scenario.seed, "lengths"))
     _prepare_out_dir(out)
-    run = _Run(built, out)
+    run = _Run(built, source, out)
     hooks = attach_failures(run, scenario.failures, out)
     try:
         run.start()

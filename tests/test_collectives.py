@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clustersim.collectives import GraphComm, PartitionError, Router, collective
-from clustersim.collectives.algorithms import all_to_all_plan, _a2a_torus_load
+from clustersim.collectives.algorithms import _a2a_torus_load
 from clustersim.collectives.routing import add_load
 from clustersim.errors import PlacementError
 from clustersim.topology import hgx, nvl72, tpu_slice, trn2

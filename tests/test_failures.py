@@ -288,7 +288,8 @@ def run_with_failures(tmp: Path, failures: dict, seed: int = 3, topology: dict |
     """What simulate() does with failures on: _Run, attach_failures, run, finish."""
     from clustersim.build import build
     from clustersim.scenario import parse_scenario
-    from clustersim.simulate import _Run
+    from clustersim.serving.sources import make_source
+    from clustersim.simulate import _Run, rng_for
 
     scenario = parse_scenario({
         "name": "f", "seed": seed, "model": "llama-3.1-8b",
@@ -299,7 +300,8 @@ def run_with_failures(tmp: Path, failures: dict, seed: int = 3, topology: dict |
         **({"topology": topology, "deployment": {"chip": "H100", "num_replicas": 3, "tp": 2}} if topology else {}),
     })
     tmp.mkdir(parents=True)
-    run = _Run(build(scenario), tmp)
+    source = make_source(scenario, rng_for(scenario.seed, "workload"), rng_for(scenario.seed, "lengths"))
+    run = _Run(build(scenario), source, tmp)
     hooks = attach_failures(run, FailuresConfig(**failures), tmp)
     run.start()
     run.env.run(until=40.0)

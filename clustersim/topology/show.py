@@ -199,7 +199,7 @@ def show_topology(name_or_path: str | Path, picture: Path | None = None, subset=
     lines = [
         f"topology   {s['name']}  ({g.graph.get('source_file', '')})",
         f"chips      {s['chips']}",
-        f"switches   " + (", ".join(f"{k}: {n}" for k, n in s["switches"].items()) or "none (direct links)"),
+        "switches   " + (", ".join(f"{k}: {n}" for k, n in s["switches"].items()) or "none (direct links)"),
         f"links      {s['links']}  (" + ", ".join(f"{k}: {n}" for k, n in s["links_by_kind"].items()) + ")",
         f"bisection  {_gb(s['bisection_bytes_s'])} per direction  [{s['bisection_method']}]",
         f"diameter   {s['diameter_hops']} hops  [{s['diameter_method']}]",
