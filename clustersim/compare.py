@@ -10,6 +10,7 @@ $ per million tokens and tokens per MW.
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -35,7 +36,12 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_comparison(path: str | Path, seed: int | None = None) -> tuple[str, list[tuple[str, Scenario]]]:
-    """Parse a comparison file into (name, [(layout, scenario), ...])."""
+    """Parse a comparison file into (name, [(run name, scenario), ...]).
+
+    An optional `grid:` maps dotted scenario fields to lists of values (for example
+    `workload.rate_per_s: [2, 4, 8]`); every layout then runs at every point of the grid's
+    cartesian product, named `<layout>@<field>=<value>,...`: a sweep.
+    """
     path = Path(path)
     data = read_yaml(path, "comparison")
     if not isinstance(data, dict) or not isinstance(data.get("layouts"), dict) or not data["layouts"]:
@@ -43,19 +49,44 @@ def load_comparison(path: str | Path, seed: int | None = None) -> tuple[str, lis
     base = data.get("base") or {}
     if not isinstance(base, dict):
         raise ScenarioError(f"{path}: base must be a mapping of scenario fields")
-    unknown = set(data) - {"name", "base", "layouts"}
+    unknown = set(data) - {"name", "base", "layouts", "grid"}
     if unknown:
-        raise ScenarioError(f"{path}: unknown top-level field(s) {sorted(unknown)}; valid: name, base, layouts")
+        raise ScenarioError(f"{path}: unknown top-level field(s) {sorted(unknown)}; valid: name, base, layouts, grid")
+    points = _grid_points(data.get("grid") or {}, path)
     runs = []
     for layout, fields in data["layouts"].items():
         if not isinstance(fields, dict):
             raise ScenarioError(f"{path}: layouts.{layout} must be a mapping of scenario fields")
-        merged = resolve_paths(_merge(base, fields), path.parent)
-        merged.setdefault("name", str(layout))
-        if seed is not None:
-            merged["seed"] = seed
-        runs.append((str(layout), parse_scenario(merged, where=f"{path}: layouts.{layout}")))
+        for label, override in points:
+            merged = resolve_paths(_merge(_merge(base, fields), override), path.parent)
+            name = f"{layout}@{label}" if label else str(layout)
+            merged.setdefault("name", name)
+            if seed is not None:
+                merged["seed"] = seed
+            runs.append((name, parse_scenario(merged, where=f"{path}: layouts.{layout}{' at ' + label if label else ''}")))
     return str(data.get("name", path.stem)), runs
+
+
+def _grid_points(grid: Any, path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """Every point of the grid as (label, nested scenario override); [("", {})] for no grid."""
+    if not isinstance(grid, dict):
+        raise ScenarioError(f"{path}: grid must map dotted scenario fields to lists of values")
+    for field, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ScenarioError(f"{path}: grid.{field}={values!r}, must be a non-empty list of values")
+    fields = list(grid)
+    points = []
+    for combo in itertools.product(*(grid[f] for f in fields)):
+        override: dict[str, Any] = {}
+        for field, value in zip(fields, combo):
+            node = override
+            *parents, leaf = str(field).split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        label = ",".join(f"{f.split('.')[-1]}={v}" for f, v in zip(fields, combo))
+        points.append((label, override))
+    return points
 
 
 def comparison_rows(results: list[SweepResult]) -> list[dict[str, Any]]:

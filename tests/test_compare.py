@@ -93,3 +93,34 @@ def test_size_option_is_validated(tmp_path, capsys):
     finally:
         sys.argv = old
     assert "--size=1.5" in capsys.readouterr().err
+
+
+def test_grid_sweeps_every_layout_over_every_point(tmp_path):
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump({
+        "base": {"model": "llama-3.1-8b", "workload": {"kind": "poisson", "num_requests": 20,
+                                                       "lengths": {"kind": "fixed", "prompt_tokens": 100, "output_tokens": 20}}},
+        "layouts": {"h100": {"deployment": {"chip": "H100"}}, "h200": {"deployment": {"chip": "H200"}}},
+        "grid": {"workload.rate_per_s": [1, 4], "deployment.num_replicas": [1, 2]},
+    }, sort_keys=False))  # grid fields vary in file order, the last fastest
+    _, runs = load_comparison(path)
+    assert [name for name, _ in runs][:4] == [
+        "h100@rate_per_s=1,num_replicas=1", "h100@rate_per_s=1,num_replicas=2",
+        "h100@rate_per_s=4,num_replicas=1", "h100@rate_per_s=4,num_replicas=2"]
+    assert len(runs) == 8
+    by_name = dict(runs)
+    assert by_name["h200@rate_per_s=4,num_replicas=2"].workload.rate_per_s == 4
+    assert by_name["h200@rate_per_s=4,num_replicas=2"].deployment.num_replicas == 2
+    assert by_name["h200@rate_per_s=4,num_replicas=2"].deployment.chip == "H200"
+    _, rows = run_comparison(path, tmp_path / "out", workers=1)
+    assert len(rows) == 8 and all(r["chips"] in (1, 2) for r in rows)
+
+
+def test_bad_grid_is_named(tmp_path):
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump({"layouts": {"a": {}}, "grid": {"workload.rate_per_s": []}}))
+    with pytest.raises(ScenarioError, match=r"grid.workload.rate_per_s=\[\]"):
+        load_comparison(path)
+    path.write_text(yaml.safe_dump({"layouts": {"a": {}}, "grid": {"workload.rate": [1]}}))
+    with pytest.raises(ScenarioError, match="rate"):
+        load_comparison(path)
