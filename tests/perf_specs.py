@@ -1,7 +1,10 @@
 """Chip and model literals for the perf tests, figures copied from the sourced data files
 (so hand-arithmetic tests need no catalog). Units converted to SI here."""
 
+from hypothesis import strategies as st
+
 from clustersim.catalog.specs import ChipSpec, ModelSpec
+from clustersim.perf.load import BatchLoad
 from clustersim.perf.efficiency import Efficiency
 
 # /work/shared/data/hardware.csv, row "H100 SXM": 80 GB (vendor decimal GB), 3.35 TB/s,
@@ -53,3 +56,13 @@ TEST_EFF = Efficiency(
     family="nvidia-hopper", compute=0.5, memory=0.8, attention_compute=0.4, comm_bw=0.8,
     step_overhead_s=1e-3, layer_overhead_s=1e-5, comm_latency_s=1e-6,
 )
+
+
+@st.composite
+def decode_loads(draw):
+    """A hypothesis strategy: a decode-only BatchLoad (num_seqs sequences, one token each)."""
+    num_seqs = draw(st.integers(1, 512))
+    extra = draw(st.integers(0, 10**7))
+    return BatchLoad(num_tokens=num_seqs, num_seqs=num_seqs, num_sampled=num_seqs,
+                     attn_pairs=float(num_seqs + extra + draw(st.integers(0, 1000))),
+                     kv_read_tokens=num_seqs + extra)

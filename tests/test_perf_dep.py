@@ -24,7 +24,7 @@ from clustersim.perf import (
     weight_bytes_per_chip,
 )
 from clustersim.perf.comm_volume import comm_calls
-from perf_specs import DEEPSEEK_V3, GPT_OSS_120B, H100, H200, LLAMA_8B, TEST_EFF
+from perf_specs import DEEPSEEK_V3, GPT_OSS_120B, H100, H200, LLAMA_8B, TEST_EFF, decode_loads
 
 REL = 1e-12
 EFF = replace(TEST_EFF, gemm_half_rows=128.0)  # round figures; exercises the per-rank GEMM rows
@@ -160,15 +160,6 @@ DEP_REPLICAS = [
     ReplicaPerf(H100, GPT_OSS_120B, tp=2, ep=2, attn_dp=2, kv_dtype="fp8"),  # sliding-window layers
     ReplicaPerf(H200, DEEPSEEK_V3, tp=4, ep=4, pp=2, attn_dp=4),
 ]
-
-
-@st.composite
-def decode_loads(draw):
-    num_seqs = draw(st.integers(1, 512))
-    extra = draw(st.integers(0, 10**7))
-    return BatchLoad(num_tokens=num_seqs, num_seqs=num_seqs, num_sampled=num_seqs,
-                     attn_pairs=float(num_seqs + extra + draw(st.integers(0, 1000))),
-                     kv_read_tokens=num_seqs + extra)
 
 
 @settings(max_examples=60, deadline=None)

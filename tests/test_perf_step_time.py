@@ -20,7 +20,7 @@ from clustersim.perf import (
     step_cost,
     step_time_s,
 )
-from perf_specs import DEEPSEEK_V3, GPT_OSS_120B, H100, H200, LLAMA_8B, LLAMA_70B, TEST_EFF
+from perf_specs import DEEPSEEK_V3, GPT_OSS_120B, H100, H200, LLAMA_8B, LLAMA_70B, TEST_EFF, decode_loads
 
 REL = 1e-12
 
@@ -203,15 +203,6 @@ def loads(draw):
         attn_pairs=float(num_tokens + draw(st.integers(0, 10**10))),
         kv_read_tokens=num_tokens + draw(st.integers(0, 10**7)),
     )
-
-
-@st.composite
-def decode_loads(draw):
-    num_seqs = draw(st.integers(1, 512))
-    extra = draw(st.integers(0, 10**7))
-    return BatchLoad(num_tokens=num_seqs, num_seqs=num_seqs, num_sampled=num_seqs,
-                     attn_pairs=float(num_seqs + extra + draw(st.integers(0, 1000))),
-                     kv_read_tokens=num_seqs + extra)
 
 
 @settings(max_examples=300, deadline=None)

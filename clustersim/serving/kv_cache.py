@@ -37,11 +37,11 @@ class KVCache:
 
     def extra_blocks(self, request: Request, num_tokens: int) -> int:
         """Blocks the request still needs to hold num_tokens tokens in total."""
-        return max(0, -(-num_tokens // self.block_size) - request.num_kv_blocks)
+        return max(0, blocks_for(num_tokens, self.block_size) - request.num_kv_blocks)
 
     def allocate(self, request: Request, num_tokens: int) -> bool:
         """Grow the request's holding to num_tokens tokens; False (nothing changes) if it does not fit."""
-        extra = -(-num_tokens // self.block_size) - request.num_kv_blocks
+        extra = blocks_for(num_tokens, self.block_size) - request.num_kv_blocks
         if extra <= 0:
             return True
         if extra > self.num_total_blocks - self.num_used_blocks:
