@@ -62,6 +62,7 @@ class Workload(_Strict):
     path: str | None = None  # trace replay file
     format: str = "auto"
     time_scale: PositiveFloat = 1.0  # trace: multiply inter-arrival times (0.5 = twice the rate)
+    repeat: PositiveInt = 1  # trace: replay the file this many times back to back (longer runs from short traces)
     num_clients: PositiveInt = 8  # closed loop
     think_time_s: Annotated[float, Field(ge=0)] = 0.0
 
@@ -69,6 +70,8 @@ class Workload(_Strict):
     def _check(self) -> "Workload":
         if self.kind == "trace" and not self.path:
             raise ValueError("workload.path is required when workload.kind='trace'")
+        if self.repeat > 1 and self.kind != "trace":
+            raise ValueError(f"workload.repeat={self.repeat} applies to kind='trace' only, not kind={self.kind!r}")
         if self.kind in ("poisson", "gamma") and self.rate_per_s is None:
             raise ValueError(f"workload.rate_per_s is required when workload.kind={self.kind!r}")
         if self.kind == "offline" and self.num_requests is None:

@@ -61,37 +61,58 @@ class Batcher:
         self.waiting.append(request)
 
     def plan_step(self) -> StepPlan | None:
-        """Choose this step's requests and allocate their KV blocks; None if nothing can run."""
+        """Choose this step's requests and allocate their KV blocks; None if nothing can run.
+
+        The step's BatchLoad is summed in the same pass (see perf.load for the terms): this
+        is the simulator's innermost loop, so KV allocation is inlined here too.
+        """
         budget = self.max_num_batched_tokens
+        kv = self.kv
+        block_size = kv.block_size
         scheduled: list[tuple[Request, int]] = []
+        sums = [0, 0, 0, 0, 0.0]  # num_tokens, num_prefill, num_sampled, kv_read, pairs
         num_preempted = 0
+        running = self.running
         index = 0
-        while index < len(self.running) and budget > 0:
-            request = self.running[index]
-            num_new = min(request.num_tokens - request.num_computed_tokens, budget)
-            if self.kv.allocate(request, request.num_computed_tokens + num_new):
+        while index < len(running) and budget > 0:
+            request = running[index]
+            cached = request.num_computed_tokens
+            known = request.spec.num_prompt_tokens + request.num_generated
+            num_new = min(known - cached, budget)
+            extra = -(-(cached + num_new) // block_size) - request.num_kv_blocks
+            if extra <= 0 or extra <= kv.num_total_blocks - kv.num_used_blocks:
+                if extra > 0:
+                    request.num_kv_blocks += extra
+                    kv.num_used_blocks += extra
                 scheduled.append((request, num_new))
+                _add_load(sums, request, cached, num_new, known)
                 budget -= num_new
                 index += 1
                 continue
-            victim = self.running.pop()
+            victim = running.pop()
             self._preempt(victim)
             num_preempted += 1
             if victim is request:
                 break
         if num_preempted == 0:
-            while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:
-                request = self.waiting[0]
-                num_new = min(request.num_tokens - request.num_computed_tokens, budget)
-                if not self.kv.allocate(request, request.num_computed_tokens + num_new):
+            waiting = self.waiting
+            while waiting and budget > 0 and len(running) < self.max_num_seqs:
+                request = waiting[0]
+                cached = request.num_computed_tokens
+                known = request.spec.num_prompt_tokens + request.num_generated
+                num_new = min(known - cached, budget)
+                if not kv.allocate(request, cached + num_new):
                     break
-                self.waiting.popleft()
-                self.running.append(request)
+                waiting.popleft()
+                running.append(request)
                 scheduled.append((request, num_new))
+                _add_load(sums, request, cached, num_new, known)
                 budget -= num_new
         if not scheduled:
             return None
-        return _plan_of(scheduled, num_preempted)
+        num_tokens, num_prefill, num_sampled, kv_read, pairs = sums
+        load = BatchLoad(num_tokens, num_prefill, len(scheduled), num_sampled, pairs, kv_read)
+        return StepPlan(scheduled, load, num_preempted, num_tokens - num_prefill)
 
     def _preempt(self, request: Request) -> None:
         self.kv.free(request)
@@ -121,72 +142,80 @@ class Batcher:
         done = {id(r) for r in finished}
         self.running = [r for r in self.running if id(r) not in done]
 
-    def decode_span(self, plan: StepPlan, max_steps: int) -> np.ndarray | None:
-        """KV blocks in use during each step of the span that this pure-decode plan starts
-        (length k >= 2, step 0 being this plan), or None when the plan will not repeat.
+    def decode_span(self, plan: StepPlan, max_steps: int, with_kv_used: bool = True) -> tuple[int, np.ndarray | None]:
+        """(k, kv_used) for the span that this pure-decode plan starts: it repeats for k steps
+        (step 0 being this plan); kv_used[j] is the KV blocks in use during step j, given only
+        when `with_kv_used` (the step records want it). k = 1 when the plan will not repeat.
 
         The plan repeats while no request finishes, no new KV block request fails and
         nothing can be admitted (free blocks only shrink during decode, so a head that
         could not be admitted now cannot be later). Step j of the span (j >= 1) needs a
         new block for request i iff (c_i + j) % block_size == 0, c_i being its computed
-        count before the span.
+        count before the span; over steps 1..k-1 that is (c_i + k - 1) // b - c_i // b blocks.
         """
-        if not plan.is_pure_decode or len(plan.scheduled) != len(self.running) or max_steps <= 1:
-            return None
+        running = self.running
+        if not plan.is_pure_decode or len(plan.scheduled) != len(running) or max_steps <= 1:
+            return 1, None
+        kv = self.kv
         budget_left = self.max_num_batched_tokens - plan.load.num_tokens
-        if self.waiting and len(self.running) < self.max_num_seqs and budget_left > 0:
+        if self.waiting and len(running) < self.max_num_seqs and budget_left > 0:
             head = self.waiting[0]
             num_new = min(head.num_tokens - head.num_computed_tokens, budget_left)
-            if self.kv.extra_blocks(head, head.num_computed_tokens + num_new) <= self.kv.num_free_blocks:
-                return None  # admissible (plan_step only skips it after a preemption): no span
-        limit = min(min(r.spec.num_output_tokens - r.num_generated for r in self.running), max_steps)
+            if kv.extra_blocks(head, head.num_computed_tokens + num_new) <= kv.num_free_blocks:
+                return 1, None  # admissible (plan_step only skips it after a preemption): no span
+        limit = max_steps
+        for r in running:
+            left = r.spec.num_output_tokens - r.num_generated
+            if left < limit:
+                limit = left
         if limit <= 1:
-            return None
-        block_size = self.kv.block_size
-        computed = np.fromiter((r.num_computed_tokens for r in self.running), dtype=np.int64, count=len(self.running))
+            return 1, None
+        block_size = kv.block_size
+        free = kv.num_total_blocks - kv.num_used_blocks
+        needed = 0
+        for r in running:
+            c = r.num_computed_tokens
+            needed += (c + limit - 1) // block_size - c // block_size
+        if needed <= free and not with_kv_used:
+            return limit, None
+        computed = np.fromiter((r.num_computed_tokens for r in running), dtype=np.int64, count=len(running))
         phases = np.bincount((-computed) % block_size, minlength=block_size)
         increments = phases[np.arange(limit) % block_size]
         increments[0] = 0  # step 0 is already allocated
-        used = self.kv.num_used_blocks + np.cumsum(increments)
-        over = np.flatnonzero(used > self.kv.num_total_blocks)
+        used = kv.num_used_blocks + np.cumsum(increments)
+        over = np.flatnonzero(used > kv.num_total_blocks)
         num_steps = int(over[0]) if over.size else limit
-        return used[:num_steps] if num_steps >= 2 else None
+        if num_steps < 2:
+            return 1, None
+        return num_steps, used[:num_steps] if with_kv_used else None
 
     def commit_span(self, num_steps: int, end_s: float) -> list[Request]:
         """Apply num_steps steps of a steady decode span (the first already allocated)."""
         finished: list[Request] = []
+        kv = self.kv
+        block_size = kv.block_size
         for request in self.running:
             request.num_computed_tokens += num_steps
             request.num_generated += num_steps
-            ok = self.kv.allocate(request, request.num_computed_tokens)
-            assert ok, "decode_span guaranteed these blocks"
-            if request.done:
+            extra = -(-request.num_computed_tokens // block_size) - request.num_kv_blocks
+            if extra > 0:  # decode_span guaranteed these blocks
+                request.num_kv_blocks += extra
+                kv.num_used_blocks += extra
+            if request.num_generated >= request.spec.num_output_tokens:
                 request.finish_s = end_s
                 finished.append(request)
+        assert kv.num_used_blocks <= kv.num_total_blocks, "decode_span guaranteed these blocks"
         if finished:
             self._retire(finished)
         return finished
 
 
-def _plan_of(scheduled: list[tuple[Request, int]], num_preempted: int) -> StepPlan:
-    """Sum the per-request loads of a step (see perf.load for the formulas)."""
-    num_tokens = num_prefill = num_sampled = kv_read = 0
-    pairs = 0.0
-    for request, num_new in scheduled:
-        cached = request.num_computed_tokens
-        num_tokens += num_new
-        if num_new > 1 or cached < request.spec.num_prompt_tokens:
-            num_prefill += num_new  # prompt chunks and recomputation after preemption
-        if cached + num_new == request.num_tokens:
-            num_sampled += 1
-        pairs += num_new * cached + num_new * (num_new + 1) / 2
-        kv_read += cached + num_new
-    load = BatchLoad(
-        num_tokens=num_tokens,
-        num_prefill_tokens=num_prefill,
-        num_seqs=len(scheduled),
-        num_sampled=num_sampled,
-        attn_pairs=pairs,
-        kv_read_tokens=kv_read,
-    )
-    return StepPlan(scheduled, load, num_preempted, num_tokens - num_prefill)
+def _add_load(sums: list, request: Request, cached: int, num_new: int, known: int) -> None:
+    """Add one request's terms to a step's running sums (see perf.load for the formulas)."""
+    sums[0] += num_new
+    if num_new > 1 or cached < request.spec.num_prompt_tokens:
+        sums[1] += num_new  # prompt chunks and recomputation after preemption
+    if cached + num_new == known:
+        sums[2] += 1
+    sums[3] += cached + num_new
+    sums[4] += num_new * cached + num_new * (num_new + 1) / 2

@@ -45,7 +45,7 @@ class StepSpan:
     start_s: float
     ends_s: np.ndarray
     costs: tuple[np.ndarray, ...]  # step_s, flops, hbm_bytes, compute_util, hbm_util per step
-    kv_used: np.ndarray
+    kv_used: np.ndarray | None  # None when no step records are kept
     num_waiting: int
     kv_total: int
 
@@ -160,8 +160,11 @@ class Engine:
             start_s = self._clock  # the end of our last step, or the wake-up instant
             plan = self.batcher.plan_step()
             assert plan is not None, "router only routes requests that fit an empty replica"
-            kv_used = self.batcher.decode_span(plan, self.max_span_steps) if self.fast_forward else None
-            span = self._make_span(plan, start_s, kv_used)
+            if self.fast_forward:
+                num_steps, kv_used = self.batcher.decode_span(plan, self.max_span_steps, self.on_steps is not None)
+            else:
+                num_steps, kv_used = 1, None
+            span = self._make_span(plan, start_s, num_steps, kv_used)
             num_done = yield from self._wait_for(span)
             if num_done:
                 self._commit(span, num_done)
@@ -203,15 +206,17 @@ class Engine:
         if evicted and self.on_evicted is not None:
             self.on_evicted(evicted)
 
-    def _make_span(self, plan: StepPlan, start_s: float, kv_used: np.ndarray | None) -> StepSpan:
-        """Durations, costs and KV use of the plan's one step, or of its whole decode span."""
+    def _make_span(self, plan: StepPlan, start_s: float, num_steps: int, kv_used: np.ndarray | None) -> StepSpan:
+        """Durations, costs and KV use of the plan's one step, or of its whole decode span
+        (kv_used is None when no step records are kept)."""
         kv = self.batcher.kv
-        if kv_used is None:
-            costs = tuple(np.array([value]) for value in self.timer.step(plan.load))
-            kv_used = np.array([kv.num_used_blocks])
-            ends = np.array([start_s + costs[0][0]])
+        if num_steps == 1:
+            values = np.array(self.timer.step(plan.load))
+            costs = (values[0:1], values[1:2], values[2:3], values[3:4], values[4:5])
+            kv_used = np.array([kv.num_used_blocks]) if self.on_steps is not None else None
+            ends = np.array([start_s + values[0]])
         else:
-            costs = self.timer.decode_run(plan.load, len(kv_used))
+            costs = self.timer.decode_run(plan.load, num_steps)
             ends = np.cumsum(np.concatenate(([start_s], costs[0])))[1:]
         return StepSpan(plan, start_s, ends, costs, kv_used, len(self.batcher.waiting), kv.num_total_blocks)
 

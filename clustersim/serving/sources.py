@@ -7,12 +7,14 @@ previous one ends. Everything random comes from the generators passed in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from clustersim.scenario import Lengths, Scenario
+from clustersim.serving.replay import TraceReplay
 from clustersim.serving.request import RequestSpec
 from clustersim.serving.workload import (
     ClosedLoopSource,
@@ -25,7 +27,6 @@ from clustersim.serving.workload import (
     gamma_arrivals,
     open_loop_requests,
     poisson_arrivals,
-    trace_requests,
 )
 
 
@@ -33,11 +34,11 @@ from clustersim.serving.workload import (
 class RequestSource:
     """Initial requests plus, for closed loops, the next request of a finished client."""
 
-    requests: Sequence[RequestSpec]
+    requests: Iterable[RequestSpec]  # in arrival order; a trace replay streams them
     closed_loop: ClosedLoopSource | None = None
     _span_s: float = field(default=0.0)
 
-    def initial(self) -> Sequence[RequestSpec]:
+    def initial(self) -> Iterable[RequestSpec]:
         return self.requests
 
     def next_after(self, done: RequestSpec, now_s: float) -> RequestSpec | None:
@@ -76,11 +77,10 @@ def make_source(scenario: Scenario, workload_rng: np.random.Generator, lengths_r
     horizon = scenario.run.max_sim_s
     if wl.kind == "trace":
         assert wl.path is not None
-        specs = trace_requests(wl.path, wl.format, time_scale=wl.time_scale, max_requests=wl.num_requests,
-                               end_s=wl.duration_s)
-        if horizon is not None:
-            specs = [s for s in specs if s.arrival_s < horizon]
-        return RequestSource(specs, None, specs[-1].arrival_s if specs else 0.0)
+        replay = TraceReplay(Path(wl.path), wl.format, wl.time_scale, wl.repeat, wl.num_requests,
+                             end_s=wl.duration_s, horizon_s=horizon)
+        shape = replay.check()  # every row parsed now, before the run directory is touched
+        return RequestSource(replay.requests(shape), None, replay.expected_span_s(shape))
     dist = length_dist(wl.lengths)
     if wl.kind == "closed_loop":
         num = wl.num_requests if wl.num_requests is not None else 10**9
