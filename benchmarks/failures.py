@@ -10,9 +10,8 @@ Run: python benchmarks/failures.py   (part (a) takes a few seconds)
     Both are printed next to the simulated values over a long horizon.
 (b) The same (accelerated) fault rates on a GB200 NVL72 rack, a TPU v7 8x8x8 slice and a
     Trainium2 UltraServer serving the same trace; goodput and availability side by side.
-    Goes through simulate() once Scenario has a `failures:` field and simulate() puts
-    summary["failures"] (the lead's wiring); until then it wires the run by hand exactly as
-    clustersim.failures.attach describes.
+    Each runs through simulate() with the scenario's `failures:` section and reads
+    summary["failures"].
 """
 
 from __future__ import annotations
@@ -89,7 +88,7 @@ def accelerated_classes() -> dict[str, dict[str, float]]:
 
 
 def scenario_for(chip: str, topology: str, tp: int, seed: int = 0) -> dict:
-    """Scenario with `topology:` (as scenario.TopologyConfig) and the ASSUMED `failures:` section."""
+    """Scenario on `topology` with a `failures:` section of accelerated (what-if) rates."""
     return {
         "name": f"failures-{topology}",
         "seed": seed,

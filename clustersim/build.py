@@ -3,7 +3,8 @@
 Cross-field physics is checked here, against the catalog, with errors that name the
 scenario field: an unknown chip or model, a TP degree that does not divide the attention
 heads, a parallel layout larger than the chip's scale-up domain, a model that does not
-fit in the replica's HBM.
+fit in the replica's HBM, a `failures:` section that names an unknown class or component
+(failures.plan), all before a run directory is touched.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import networkx as nx
 from clustersim.catalog import Catalog, ChipSpec, ModelSpec, load_catalog, model_from_hf_config
 from clustersim.collectives import GraphComm, PartitionError
 from clustersim.errors import PlacementError, ScenarioError, SpecError
+from clustersim.failures.blast import BlastModel, ReplicaBlast
+from clustersim.failures.plan import FailurePlan, resolve_failures
 from clustersim.perf import ReplicaPerf, kv_bytes_per_token, kv_capacity_tokens, weight_bytes
 from clustersim.scenario import Scenario
 from clustersim.topology.files import load_topology
@@ -40,6 +43,7 @@ class Built:
     replicas: tuple[ReplicaPerf, ...] = ()
     graph: nx.DiGraph | None = None
     placements: tuple[ReplicaPlacement, ...] = ()
+    failure_plan: FailurePlan | None = None
 
     def replica_perf(self, index: int) -> ReplicaPerf:
         return self.replicas[index] if self.replicas else self.replica
@@ -124,7 +128,15 @@ def build(scenario: Scenario, where: str = "scenario") -> Built:
     built = Built(scenario, chip, model, replica, capacity, capacity // block_size)
     if scenario.topology is not None:
         built = _place(built, where)
-    return built
+    plan = resolve_failures(scenario.failures, lambda: blast_model(built), scenario.run.max_sim_s, where)
+    return replace(built, failure_plan=plan)
+
+
+def blast_model(built: Built) -> BlastModel | ReplicaBlast:
+    """The blast model of the deployment: on its placed topology, else chips grouped by replica."""
+    if built.graph is not None and built.placements:
+        return BlastModel(built.graph, built.placements)
+    return ReplicaBlast(built.scenario.deployment.num_replicas, built.replica.num_chips)
 
 
 TOPOLOGY_CHIPS = {

@@ -97,7 +97,8 @@ def _signature(outcome):
     # rows are streamed when a step (or a span of steps) commits, so compare them in (replica, start) order
     order = np.lexsort((outcome.step_column("start_s"), outcome.step_column("replica")))
     steps = {k: outcome.step_column(k)[order].tolist()
-             for k in ("start_s", "replica", "step_s", "num_seqs", "num_prefill_tokens", "kv_blocks_used", "num_waiting")}
+             for k in ("start_s", "replica", "step_s", "num_seqs", "num_prefill_tokens", "num_decode_tokens",
+                       "num_sampled", "flops", "hbm_bytes", "kv_blocks_used", "num_waiting")}
     return requests, steps
 
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from serving_harness import LinearTimer
 
-from clustersim.collectives import GraphComm, all_reduce
+from clustersim.collectives import GraphComm
 from clustersim.errors import ScenarioError, SpecError
 from clustersim.failures import (
     EVENTS, BlastModel, FailureClass, FailuresConfig, Fault, ReplicaBlast, blast_radius, components_of,
@@ -31,7 +31,7 @@ from clustersim.serving.kv_cache import KVCache
 from clustersim.serving.request import RequestSpec, Status
 from clustersim.serving.router import Router
 from clustersim.topology import nvl72, tpu_slice, trn2
-from clustersim.topology.placement import place_replicas
+from clustersim.topology.placement import ReplicaPlacement, place_replicas
 
 
 def read(path: Path) -> pa.Table:
@@ -140,18 +140,29 @@ def test_nvl72_chip_tray_power_and_nvswitch():
     assert ratio == pytest.approx(18 / 17, rel=2e-3)
 
 
-def test_torus_link_failure_slows_all_reduce_by_the_reroute():
-    g = tpu_slice("v5p", (4, 4, 4))
-    ps = place_replicas(g, 16, tp=4)
-    a, b = ps[0].chips[0], ps[0].chips[1]
-    e = blast_radius(g, ps, f"{b}|{a}")  # either spelling of the link id
+def test_torus_link_failure_reroutes_a_ring_all_reduce_the_other_way_round():
+    # A 16-chip wrapped ring (a full v5e row: 16x1 slice), one TP16 replica on it in ring order;
+    # link bandwidth b = 45 GB/s per direction, 1 us per hop, 1 us software per step.
+    g = tpu_slice("v5e", (16, 1))
+    chips = tuple(f"c{i}.0" for i in range(16))
+    (p,) = [ReplicaPlacement(0, chips, 16, 1, 1)]
+    b, hop_s, step_s, n, size = 45e9, 1e-6, 1e-6, 16, 1e9
+    # healthy: bidirectional ring, half the buffer each way, so every directed link carries
+    # 2 (n-1)/n x B / 2 = 15/16 B; 2 (n-1) = 30 steps of one hop each
+    healthy = GraphComm.build(g, chips)
+    assert healthy.all_reduce_s(size, n) == pytest.approx(30 * (hop_s + step_s) + 15 / 16 * size / b, rel=1e-12)
+    e = blast_radius(g, [p], "c1.0|c0.0")  # either spelling of the link id
     assert e.degraded == frozenset({0}) and not e.down and not e.partitioned
-    rest = g.copy()
-    rest.remove_edges_from([(a, b), (b, a)])
-    before = all_reduce(g, list(ps[0].chips), 1e8).time_s
-    after = all_reduce(rest, list(ps[0].chips), 1e8).time_s
-    assert after > before
-    assert e.comms[0].all_reduce_s(1e8, 4) == pytest.approx(after, rel=1e-12)
+    # link c0-c1 dead: the 0 -> 1 share (15/16 B) detours 0 -> 15 -> ... -> 1 over all 15 other
+    # downward links, the 1 -> 0 share over all 15 other upward links, each on top of its own
+    # 15/16 B: every surviving directed link carries 15/8 B; the longest route is 15 hops
+    loads = e.comms[0].link_bytes("all_reduce", size, n)
+    assert len(loads) == 30 and ("c0.0", "c1.0") not in loads and ("c1.0", "c0.0") not in loads
+    assert max(loads.values()) == pytest.approx(15 / 8 * size, rel=1e-12)
+    assert min(loads.values()) == pytest.approx(15 / 8 * size, rel=1e-12)
+    after = 30 * (15 * hop_s + step_s) + 15 / 8 * size / b  # 0.48 ms + 41.667 ms
+    assert e.comms[0].all_reduce_s(size, n) == pytest.approx(after, rel=1e-12)
+    assert after == pytest.approx(0.0421467, rel=1e-5)
 
 
 def test_partition_is_reported_not_raised():
@@ -235,6 +246,22 @@ def test_chip_failure_mid_decode_retry_and_reload_times_by_hand():
     got = [(e["kind"], round(e["time_s"], 9), e["affected_replicas"], e["recovery_s"]) for e in events]
     assert got == [("fail", 0.55, [0], 100.0), ("repair", 100.55, [0], 100.0),
                    ("reload_start", 100.55, [0], 50.0), ("reload_done", 150.55, [0], 150.0)]
+
+
+def test_queued_request_is_rerouted_without_spending_a_retry():
+    # Steps of 0.1 s, a 512-token budget, max_retries=0. Round robin: A (1,000-token prompt)
+    # and C go to replica 0, B to replica 1. A's first chunk (512 tokens) ends at 0.1; C,
+    # arrived at 0.05, joins A's second chunk (488 + 10 tokens), which the failure at 0.15
+    # cuts: A lost 512 computed tokens of KV (a retry: 1 > 0, FAILED); C never had a step
+    # complete, so it lost nothing and goes to replica 1 as it is. There B (prefill 0.01-0.11,
+    # decode to 0.21) finishes first; C then prefills 0.21-0.31 and decodes its 2nd token by 0.41.
+    specs = [RequestSpec(0, 0.0, 1000, 2), RequestSpec(1, 0.01, 10, 2), RequestSpec(2, 0.05, 10, 2)]
+    records, _, _, cluster = serve(specs, [Fault(0.15, "rep0.chip0", "chip", 100.0)], max_retries=0)
+    got = {r.request_id: (r.status, r.replica, r.num_retries) for r in records}
+    assert got == {0: (Status.FAILED, 0, 1), 1: (Status.FINISHED, 1, 0), 2: (Status.FINISHED, 1, 0)}
+    finish = {r.request_id: r.finish_s for r in records}
+    assert finish[1] == pytest.approx(0.21) and finish[2] == pytest.approx(0.41)
+    assert cluster.engines[0].num_lost_tokens == 512
 
 
 def test_overlapping_faults_replica_back_only_after_both():

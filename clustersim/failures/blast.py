@@ -10,8 +10,16 @@ Rules:
   finds its chips cannot reach each other it is *partitioned* (counted down, weights kept),
   otherwise it is *degraded* and runs with the GraphComm built on the remaining graph (a
   dead NVSwitch chip leaves 17 of 18 planes; a dead torus link makes a detour).
+- a dead optical circuit switch takes every circuit it patches. On a 3D TPU slice of 4x4x4
+  cubes the cube-to-cube links (kind `ocs`) of one dimension at one face position (the
+  other two coordinates mod 4) all pass through one OCS, on every cube of the slice: TPU v4
+  wires 64 cubes with 48 OCS = 3 dimensions x 16 face positions (reliability.md s3). So an
+  OCS fault kills no chip; it cuts those links at once, and the replicas whose collectives
+  cross cubes on them are degraded (detour) or partitioned.
 Component ids (see `components_of`): chip and switch nodes by name, `<chip>/hbm`, links as
-`u|v` (names sorted), hosts `host:...`, rack power `power:...`.
+`u|v` (names sorted; an `ocs` link's id is its transceivers, class optic), hosts
+`host:...`, rack power `power:...`, optical switches `ocs:<domain>.<x|y|z>.<a>.<b>` (the
+switch of that dimension's links whose other two coordinates are a, b mod 4).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ LINK_CLASS = {"nvlink": "nvlink", "ici": "ici_link", "neuronlink": "ici_link", "
 """Link kind -> failure class. `pcie` (chip to its own NIC) is inside the host: not a component."""
 NODE_CLASS = {"nvswitch": "nvswitch", "nic": "nic", "leaf": "leaf", "spine": "spine", "ocs": "ocs", "host": "host"}
 TPU_CUBE = 4  # chips per cube edge: slices are built of 4x4x4 cubes (reliability.md s3)
+AXES = "xyz"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +51,8 @@ class Effect:
     graph: nx.DiGraph | None = field(default=None, compare=False)  # topology without the dead parts
     comms: dict[int, GraphComm] = field(default_factory=dict, compare=False)
     cube: str | None = None  # the one OCS cube holding every dead chip (TPU re-forming), else None
+    chips: frozenset[str] = frozenset()  # names of the dead chips
+    links: frozenset[tuple[str, str]] = frozenset()  # directed links taken out (dead links, links of dead nodes)
 
     @property
     def out(self) -> frozenset[int]:
@@ -89,6 +100,21 @@ def _cube_key(g: nx.DiGraph, chip: str) -> str | None:
     if g.graph.get("builder") != "tpu_slice" or not g.graph.get("num_cubes") or coord is None or len(coord) != 3:
         return None
     return f"{g.nodes[chip].get('domain', 0)}.cube" + ".".join(str(c // TPU_CUBE) for c in coord)
+
+
+def _ocs_key(g: nx.DiGraph, u: str, v: str) -> str | None:
+    """The optical circuit switch patching cube-to-cube link u-v of a 3D TPU slice, else None.
+
+    >>> from clustersim.topology import tpu_slice
+    >>> _ocs_key(tpu_slice("v7", (8, 4, 4)), "c3.1.2", "c4.1.2")
+    'ocs:0.x.1.2'
+    """
+    cu, cv = g.nodes[u].get("coord"), g.nodes[v].get("coord")
+    if g.graph.get("builder") != "tpu_slice" or cu is None or cv is None or len(cu) != 3:
+        return None
+    (d,) = [e for e in range(3) if cu[e] != cv[e]]
+    face = ".".join(str(cu[e] % TPU_CUBE) for e in range(3) if e != d)
+    return f"ocs:{g.nodes[u].get('domain', 0)}.{AXES[d]}.{face}"
 
 
 def _power_key(g: nx.DiGraph, node: str) -> str | None:
@@ -154,6 +180,9 @@ class BlastModel:
         for u, v, kind in g.edges(data="kind"):
             if kind in LINK_CLASS and str(u) < str(v):
                 self._add(link_id(u, v), LINK_CLASS[kind], (), [(u, v), (v, u)])
+                switch = _ocs_key(g, u, v) if kind == "ocs" else None
+                if switch is not None:
+                    self._add(switch, "ocs", (), [(u, v), (v, u)])
 
     def components(self) -> list[tuple[str, str]]:
         """(component id, failure class) of every component, in a stable order."""
@@ -192,7 +221,7 @@ class BlastModel:
         cube = next(iter(cubes)) if len(cubes) == 1 and None not in cubes and down else None
         if not nodes and not edges:
             return Effect(key, down)
-        removed = set(edges) | {e for n in nodes for e in (*g.in_edges(n), *g.out_edges(n))}
+        removed = {e for e in edges if g.has_edge(*e)} | {e for n in nodes for e in (*g.in_edges(n), *g.out_edges(n))}
         rest = g.copy()
         rest.remove_edges_from(edges)
         rest.remove_nodes_from(nodes)
@@ -205,7 +234,8 @@ class BlastModel:
                 degraded.add(p.index)
             except PartitionError:
                 partitioned.add(p.index)
-        return Effect(key, down, frozenset(partitioned), frozenset(degraded), len(dead_chips), rest, comms, cube)
+        return Effect(key, down, frozenset(partitioned), frozenset(degraded), len(dead_chips), rest, comms, cube,
+                      frozenset(dead_chips), frozenset(e for e in removed if g.edges[e].get("kind") != "contains"))
 
 
 def blast_radius(graph: nx.DiGraph, placements: Sequence[ReplicaPlacement], component: str | Iterable[str]) -> Effect:
@@ -254,4 +284,5 @@ class ReplicaBlast:
         for c in chips:
             if c not in self.owner:
                 raise KeyError(f"blast radius: component {c!r} is not a chip of the deployment")
-        return Effect(frozenset(components), frozenset(self.owner[c] for c in chips), num_chips=len(chips))
+        down = frozenset(self.owner[c] for c in chips)
+        return Effect(frozenset(components), down, num_chips=len(chips), chips=frozenset(chips))

@@ -23,8 +23,9 @@ class _Strict(BaseModel):
 
 
 class ScriptedFault(_Strict):
-    """A what-if fault: `component` (an id from components_of, e.g. 'c0.0.0|c1.0.0') dies at
-    at_s and is fixed duration_s later."""
+    """A what-if fault: `component` (an id from components_of, e.g. 'r0.g5', 'c0.0.0|c1.0.0',
+    'ocs:0.x.1.2') dies at at_s (before run.max_sim_s) and is fixed duration_s later.
+    Checked against the deployment by failures.plan when the scenario is built."""
 
     at_s: Annotated[float, Field(ge=0)]
     component: str

@@ -8,7 +8,9 @@ the blast model for the combined effect of that set and moves each replica to it
   reloads starts over when its last blocker is repaired, so overlapping faults on one
   replica bring it back only when all are fixed;
 - degraded: `degrade(r, graph, comm)` when its comm graph changes, `degrade(r, None, None)`
-  when it is whole again.
+  when it is whole again;
+- `on_service(r, serving)` (optional) right after `cluster.fail(r)` (False) and
+  `cluster.restore(r)` (True), so a caller can keep each replica's state over time.
 TPU slices re-form around a dead cube through the OCS: if the dead chips of a fault lie in
 one cube and a spare cube is free, the fault is absorbed (it no longer counts toward the
 effect), the replicas on that cube are out for `reconfig_s` plus a weight reload onto the
@@ -33,6 +35,8 @@ from clustersim.serving.clock import arrival_timeout
 
 DegradeFn = Callable[[int, "nx.DiGraph | None", Any], None]
 """degrade(replica, graph, comm): run on `comm` (a GraphComm on `graph`); (r, None, None) = healthy."""
+ServiceFn = Callable[[int, bool], None]
+"""on_service(replica, serving): the replica was just taken out (False) or put back (True)."""
 
 
 @dataclass(slots=True)
@@ -60,6 +64,7 @@ class FailureInjector:
         reinit_s: float = 0.0,
         reconfig_s: float = 10.0,
         num_spare_cubes: int = 0,
+        on_service: ServiceFn | None = None,
     ) -> None:
         self.env = env
         self.cluster = cluster
@@ -71,6 +76,7 @@ class FailureInjector:
         self.reinit_s = reinit_s
         self.reconfig_s = reconfig_s
         self.num_spare_cubes = num_spare_cubes
+        self.on_service = on_service
         self.active: list[Fault] = []  # faults in force that count toward the effect
         self.absorbed: list[Fault] = []  # faults routed around by an OCS re-form
         self.reconfiguring: dict[int, int] = {}  # replica -> re-forms in progress
@@ -78,8 +84,11 @@ class FailureInjector:
         self.effect = effect_of(())
         self.process = env.process(self._run())
 
-    def _emit(self, component: str, cls: str, kind: str, replicas: Iterable[int], num_chips: int, recovery_s: float) -> None:
-        self.on_event(event_row(self.env.now, component, cls, kind, replicas, num_chips, recovery_s))
+    def _emit(self, component: str, cls: str, kind: str, replicas: Iterable[int], recovery_s: float,
+              parts: Effect | None = None) -> None:
+        """One events row; `parts` (the component's own effect) names its chips and links."""
+        chips, links = (parts.chips, parts.links) if parts is not None else ((), ())
+        self.on_event(event_row(self.env.now, component, cls, kind, replicas, len(chips), recovery_s, chips, links))
 
     def _run(self):
         for fault in self.faults:
@@ -97,11 +106,11 @@ class FailureInjector:
                 self.reconfiguring[r] = self.reconfiguring.get(r, 0) + 1
             self.env.process(self._reconfigured(single.down))
             newly = self._sync()
-            self._rows(fault, "fail", newly, single.num_chips)
-            self._emit(fault.component, fault.component_class, "reconfig", single.down, single.num_chips, self.reconfig_s)
+            self._rows(fault, "fail", newly, single)
+            self._emit(fault.component, fault.component_class, "reconfig", single.down, self.reconfig_s, single)
             return
         self.active.append(fault)
-        self._rows(fault, "fail", self._sync(), single.num_chips)
+        self._rows(fault, "fail", self._sync(), single)
 
     def _repair_later(self, fault: Fault):
         yield arrival_timeout(self.env, fault.repair_s)
@@ -113,9 +122,10 @@ class FailureInjector:
             self.active.remove(fault)
             changes = self._sync()
         back = changes.get("back", set())
-        self._emit(fault.component, fault.component_class, "repair", back, 0, fault.repair_s)
+        single = self.effect_of((fault.component,))
+        self._emit(fault.component, fault.component_class, "repair", back, fault.repair_s, single)
         if changes.get("restore_bw"):
-            self._emit(fault.component, fault.component_class, "restore_bw", changes["restore_bw"], 0, fault.repair_s)
+            self._emit(fault.component, fault.component_class, "restore_bw", changes["restore_bw"], fault.repair_s, single)
 
     def _reconfigured(self, replicas: frozenset[int]):
         yield arrival_timeout(self.env, self.reconfig_s)
@@ -125,11 +135,11 @@ class FailureInjector:
                 del self.reconfiguring[r]
         self._sync()
 
-    def _rows(self, fault: Fault, kind: str, changes: dict[str, set[int]], num_chips: int) -> None:
-        self._emit(fault.component, fault.component_class, kind, changes.get("down", set()), num_chips, fault.repair_s)
+    def _rows(self, fault: Fault, kind: str, changes: dict[str, set[int]], single: Effect) -> None:
+        self._emit(fault.component, fault.component_class, kind, changes.get("down", set()), fault.repair_s, single)
         for extra in ("partition", "degrade", "restore_bw"):
             if changes.get(extra):
-                self._emit(fault.component, fault.component_class, extra, changes[extra], 0, fault.repair_s)
+                self._emit(fault.component, fault.component_class, extra, changes[extra], fault.repair_s, single)
 
     def _sync(self) -> dict[str, set[int]]:
         """Move every replica to the effect of the faults now in force; returns who changed."""
@@ -144,6 +154,8 @@ class FailureInjector:
                     self._set_degraded(r, None, changes)
                     changes["down" if lost else "partition"].add(r)
                     self.cluster.fail(r)
+                    if self.on_service is not None:
+                        self.on_service(r, False)
                 state.generation += 1  # cancels a reload in progress
                 state.reloading = False
             elif state.out:
@@ -174,17 +186,19 @@ class FailureInjector:
         state.reloading = True
         generation = state.generation
         duration_s = self.reload_s(r) if state.lost_weights else self.reinit_s
-        self._emit(f"replica{r}", "replica", "reload_start", [r], 0, duration_s)
+        self._emit(f"replica{r}", "replica", "reload_start", [r], duration_s)
         yield arrival_timeout(self.env, duration_s)
         if state.generation != generation:
             return  # hit again while reloading: a later repair starts a new reload
         state.out = state.reloading = state.lost_weights = False
         self.cluster.restore(r)
-        self._emit(f"replica{r}", "replica", "reload_done", [r], 0, self.env.now - state.since_s)
+        if self.on_service is not None:
+            self.on_service(r, True)
+        self._emit(f"replica{r}", "replica", "reload_done", [r], self.env.now - state.since_s)
         changes: dict[str, set[int]] = {"degrade": set(), "restore_bw": set()}
         self._set_degraded(r, self.effect, changes)
         if changes["degrade"]:
-            self._emit(f"replica{r}", "replica", "degrade", [r], 0, 0.0)
+            self._emit(f"replica{r}", "replica", "degrade", [r], 0.0)
 
 
 def start_failures(
@@ -197,5 +211,5 @@ def start_failures(
     degrade: DegradeFn | None = None,
     **options: Any,
 ) -> FailureInjector:
-    """Start the injector process (options: reinit_s, reconfig_s, num_spare_cubes)."""
+    """Start the injector process (options: reinit_s, reconfig_s, num_spare_cubes, on_service)."""
     return FailureInjector(env, cluster, faults, effect_of, reload_s, on_event, degrade, **options)

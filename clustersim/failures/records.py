@@ -9,6 +9,7 @@ than repeating it.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -27,20 +28,28 @@ EVENTS: pa.Schema = pa.schema(
             ("component_class", pa.string(), "failure class (chip, hbm, host, nvswitch, ...) or 'replica'"),
             ("kind", pa.string(), "one of " + ", ".join(EVENT_KINDS)),
             ("affected_replicas", pa.list_(pa.int32()), "replicas this event changes (newly down, degraded, back)"),
-            ("affected_chips", pa.int32(), "chips the failed component kills (0 for links and switches)"),
+            ("affected_chips", pa.int32(), "len(affected_chip_ids): chips the component kills (0 for links and switches)"),
             ("recovery_s", pa.float64(), "fail/partition/degrade: repair time; reload_start: reload time; "
              "reconfig: OCS reconfiguration time; reload_done: how long the replica was out"),
+            ("affected_chip_ids", pa.list_(pa.string()), "names of the chips the component kills (fail, repair, "
+             "reconfig and the partition/degrade/restore_bw rows of the same fault); empty on reload rows"),
+            ("affected_links", pa.list_(pa.string()), "directed links 'src->dst' the component takes out (dead links "
+             "and every link of a dead node), as src/dst in links.arrow; same rows as affected_chip_ids"),
         ]
     ],
     metadata={"clustersim.table": "events"},
 )
 
 
-def event_row(time_s: float, component: str, component_class: str, kind: str, replicas, num_chips: int, recovery_s: float) -> dict[str, Any]:
-    """One EVENTS row.
+def event_row(
+    time_s: float, component: str, component_class: str, kind: str, replicas: Iterable[int], num_chips: int,
+    recovery_s: float, chips: Iterable[str] = (), links: Iterable[tuple[str, str]] = (),
+) -> dict[str, Any]:
+    """One EVENTS row (lists sorted, links written 'src->dst').
 
-    >>> event_row(1.0, "c0", "chip", "fail", {2, 1}, 1, 60.0)["affected_replicas"]
-    [1, 2]
+    >>> row = event_row(1.0, "a|b", "nvlink", "fail", {2, 1}, 0, 60.0, links=[("b", "a"), ("a", "b")])
+    >>> row["affected_replicas"], row["affected_links"]
+    ([1, 2], ['a->b', 'b->a'])
     """
     assert kind in EVENT_KINDS, kind
     return {
@@ -51,6 +60,8 @@ def event_row(time_s: float, component: str, component_class: str, kind: str, re
         "affected_replicas": sorted(int(r) for r in replicas),
         "affected_chips": int(num_chips),
         "recovery_s": float(recovery_s),
+        "affected_chip_ids": sorted(str(c) for c in chips),
+        "affected_links": [f"{u}->{v}" for u, v in sorted((str(u), str(v)) for u, v in links)],
     }
 
 

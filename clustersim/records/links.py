@@ -2,9 +2,12 @@
 
 Built from steps.arrow after a run (streamed by record batch): each step of replica r with
 T tokens issues the collectives `perf.comm_volume.comm_calls(replica_r, T)`; their per-link
-bytes come from the replica's GraphComm (routed once per kind, size and algorithm). A step's
+bytes come from the replica's GraphComm (routed once per kind, size and algorithm). With
+failures on, a replica's GraphComm changes over the run (a dead NVSwitch or torus link
+re-routes it, a repair restores it): a `PerfHistory` records each change and a step is
+routed with the model in force when it starts, so no bytes land on a dead link. A step's
 bytes land in the bucket where the step starts. Steps of one replica with the same token
-count in one bucket are routed once and multiplied.
+count and the same model in one bucket are routed once and multiplied.
 
 =============== ======= ===============================================================
 column          type    meaning
@@ -13,7 +16,9 @@ bucket_start_s  float64 start of the time bucket
 bucket_s        float64 bucket length
 src             string  link's sending node (topology node name)
 dst             string  link's receiving node
-kind            string  link kind (nvlink, ici, ocs, nic, leaf_spine, ...)
+kind            string  link kind as in the topology: nvlink, ici, neuronlink, ocs (a
+                        cube-to-cube optical link), pcie (chip to its NIC), net
+                        (scale-out fabric: NIC-leaf-spine)
 bytes           float64 bytes carried src -> dst in the bucket
 utilization     float32 bytes / (bw_bytes_s x bucket_s)
 =============== ======= ===============================================================
@@ -21,6 +26,7 @@ utilization     float32 bytes / (bw_bytes_s x bucket_s)
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,10 +62,45 @@ def step_link_bytes(replica: ReplicaPerf, num_tokens: int) -> dict[tuple[str, st
     return total
 
 
+class PerfHistory:
+    """Each replica's perf model over simulated time (its `comm` is what routes the bytes).
+
+    `record(r, t, perf)` says replica r runs on `perf` from time t on (None: out of service,
+    it moves no bytes); several records at one instant keep the last. A step starting at
+    time t uses the model in force at t.
+
+    >>> h = PerfHistory(["healthy"])
+    >>> h.record(0, 3.0, "degraded"); h.record(0, 8.0, None); h.record(0, 9.0, "healthy")
+    >>> [h.at(0, t) for t in (0.0, 2.99, 3.0, 8.5, 9.0)]
+    ['healthy', 'healthy', 'degraded', None, 'healthy']
+    """
+
+    def __init__(self, initial: Sequence[ReplicaPerf | None]) -> None:
+        self.times: list[list[float]] = [[-float("inf")] for _ in initial]
+        self.perfs: list[list[ReplicaPerf | None]] = [[p] for p in initial]
+
+    def record(self, replica: int, time_s: float, perf: ReplicaPerf | None) -> None:
+        times, perfs = self.times[replica], self.perfs[replica]
+        if time_s == times[-1]:
+            perfs[-1] = perf
+        elif perf is not perfs[-1]:
+            times.append(time_s)
+            perfs.append(perf)
+
+    def at(self, replica: int, time_s: float) -> ReplicaPerf | None:
+        return self.perfs[replica][bisect_right(self.times[replica], time_s) - 1]
+
+    @property
+    def num_changes(self) -> int:
+        return sum(len(t) - 1 for t in self.times)
+
+
 def write_link_trace(
-    path: Path, steps_path: Path, replicas: Sequence[ReplicaPerf], graph: nx.DiGraph, bucket_s: float
+    path: Path, steps_path: Path, replicas: Sequence[ReplicaPerf], graph: nx.DiGraph, bucket_s: float,
+    history: PerfHistory | None = None,
 ) -> WriteStats:
-    """Stream steps.arrow into links.arrow (see the module docstring).
+    """Stream steps.arrow into links.arrow (see the module docstring); `history` (failures
+    on) gives each replica's model over time, else `replicas` hold for the whole run.
 
     steps.arrow is in commit order, so a bucket is complete once every later batch starts
     after it; buckets are held until then (a watermark one bucket behind the earliest start
@@ -67,6 +108,8 @@ def write_link_trace(
     multi-step span longer than the batch window) may add a second row for a bucket already
     written: sum `bytes` by (bucket_start_s, src, dst) to be safe.
     """
+    if history is not None and not history.num_changes:
+        history = None
     per_tokens: dict[tuple[int, int], dict[tuple[str, str], float]] = {}
     held: dict[int, dict[tuple[str, str], float]] = {}
     with ArrowWriter(path, LINKS, metadata={"topology": str(graph.graph.get("name", ""))}) as writer:
@@ -81,10 +124,12 @@ def write_link_trace(
                 tokens = (batch.column("num_prefill_tokens").to_numpy().astype(np.int64)
                           + batch.column("num_decode_tokens").to_numpy())
                 buckets = np.floor(starts / bucket_s).astype(np.int64)
-                for bucket, replica, num_tokens in zip(buckets.tolist(), replica_ids.tolist(), tokens.tolist()):
-                    key = (replica, num_tokens)
+                rows = zip(buckets.tolist(), replica_ids.tolist(), tokens.tolist(), starts.tolist())
+                for bucket, replica, num_tokens, start_s in rows:
+                    perf = replicas[replica] if history is None else history.at(replica, start_s)
+                    key = (id(perf), num_tokens)
                     if key not in per_tokens:
-                        per_tokens[key] = step_link_bytes(replicas[replica], num_tokens)
+                        per_tokens[key] = step_link_bytes(perf, num_tokens) if perf is not None else {}
                     acc = held.setdefault(bucket, defaultdict(float))
                     for edge, value in per_tokens[key].items():
                         acc[edge] += value

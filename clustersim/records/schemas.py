@@ -21,7 +21,7 @@ num_prompt_tokens    int64   prompt length in tokens
 num_output_tokens    int64   output tokens requested by the workload
 num_generated_tokens int64   output tokens actually produced (< requested unless finished)
 num_preemptions      int32   times its KV cache was evicted and recomputed
-num_retries          int32   times it was resent after a replica failure
+num_retries          int32   times it lost computed KV to a failure and was resent
 ttft_s               float64 time to first token: first_token_s - arrival_s (NaN if none)
 tpot_s               float64 time per output token after the first:
                              (finish_s - first_token_s) / (num_generated_tokens - 1);
@@ -83,7 +83,7 @@ REQUESTS: pa.Schema = _schema(
         ("num_output_tokens", pa.int64(), "output tokens requested by the workload"),
         ("num_generated_tokens", pa.int64(), "output tokens actually produced"),
         ("num_preemptions", pa.int32(), "times its KV cache was evicted and recomputed"),
-        ("num_retries", pa.int32(), "times it was resent after a replica failure"),
+        ("num_retries", pa.int32(), "times it lost computed KV to a replica failure and was resent"),
         ("ttft_s", pa.float64(), "first_token_s - arrival_s; NaN if no token"),
         (
             "tpot_s",

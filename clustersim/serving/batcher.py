@@ -42,6 +42,21 @@ class StepPlan:
         return self.num_preempted == 0 and self.load.num_tokens == self.num_decode_tokens
 
 
+@dataclass(frozen=True, slots=True)
+class DecodeSpan:
+    """A plan's step followed by identical decode steps: num_steps in all (1 = no span);
+    kv_used[j] = KV blocks in use during step j (only when asked for); `tail` is the load
+    of step 1 when step 0 differs from the decode steps (it finished prefills), else None
+    (steps 1.. are step 0's load advanced, see perf.advance_decode)."""
+
+    num_steps: int
+    kv_used: np.ndarray | None = None
+    tail: BatchLoad | None = None
+
+
+NO_SPAN = DecodeSpan(1)
+
+
 @dataclass(slots=True)
 class Batcher:
     """Waiting queue, running batch and KV blocks of one replica."""
@@ -142,52 +157,56 @@ class Batcher:
         done = {id(r) for r in finished}
         self.running = [r for r in self.running if id(r) not in done]
 
-    def decode_span(self, plan: StepPlan, max_steps: int, with_kv_used: bool = True) -> tuple[int, np.ndarray | None]:
-        """(k, kv_used) for the span that this pure-decode plan starts: it repeats for k steps
-        (step 0 being this plan); kv_used[j] is the KV blocks in use during step j, given only
-        when `with_kv_used` (the step records want it). k = 1 when the plan will not repeat.
+    def decode_span(self, plan: StepPlan, max_steps: int, with_kv_used: bool = True) -> DecodeSpan:
+        """How many steps the batch this plan starts will run unchanged (see `DecodeSpan`).
 
-        The plan repeats while no request finishes, no new KV block request fails and
-        nothing can be admitted (free blocks only shrink during decode, so a head that
-        could not be admitted now cannot be later). Step j of the span (j >= 1) needs a
-        new block for request i iff (c_i + j) % block_size == 0, c_i being its computed
-        count before the span; over steps 1..k-1 that is (c_i + k - 1) // b - c_i // b blocks.
+        A plan starts a span when, after its step, every request it runs decodes one token per
+        step: it preempts nothing, runs every running request, and each of them samples at the
+        end of the step (a pure decode step, or the last chunk of a prefill). The batch then
+        repeats while no request finishes, no new KV block request fails and nothing can be
+        admitted (free blocks only shrink during decode, so a head that could not be admitted
+        at step 1 cannot be later). With b_i = c_i + n_i - 1 (c_i computed before the span,
+        n_i tokens in step 0), step j >= 1 needs a new block for request i iff
+        (b_i + j) % block_size == 0: over steps 1..k-1, (b_i + k - 1) // bs - b_i // bs blocks.
         """
         running = self.running
-        if not plan.is_pure_decode or len(plan.scheduled) != len(running) or max_steps <= 1:
-            return 1, None
+        scheduled = plan.scheduled
+        num_seqs = len(running)
+        if (plan.num_preempted or len(scheduled) != num_seqs or plan.load.num_sampled != num_seqs
+                or max_steps <= 1):
+            return NO_SPAN
         kv = self.kv
-        budget_left = self.max_num_batched_tokens - plan.load.num_tokens
-        if self.waiting and len(running) < self.max_num_seqs and budget_left > 0:
+        budget_left = self.max_num_batched_tokens - num_seqs  # a decode step's budget
+        if self.waiting and num_seqs < self.max_num_seqs and budget_left > 0:
             head = self.waiting[0]
             num_new = min(head.num_tokens - head.num_computed_tokens, budget_left)
             if kv.extra_blocks(head, head.num_computed_tokens + num_new) <= kv.num_free_blocks:
-                return 1, None  # admissible (plan_step only skips it after a preemption): no span
+                return NO_SPAN  # admissible at step 1 (or only skipped after a preemption): no span
         limit = max_steps
         for r in running:
             left = r.spec.num_output_tokens - r.num_generated
             if left < limit:
                 limit = left
         if limit <= 1:
-            return 1, None
+            return NO_SPAN
+        pure = plan.is_pure_decode
+        bases = [r.num_computed_tokens + n - 1 for r, n in scheduled]  # scheduled order is running order
         block_size = kv.block_size
-        free = kv.num_total_blocks - kv.num_used_blocks
         needed = 0
-        for r in running:
-            c = r.num_computed_tokens
-            needed += (c + limit - 1) // block_size - c // block_size
-        if needed <= free and not with_kv_used:
-            return limit, None
-        computed = np.fromiter((r.num_computed_tokens for r in running), dtype=np.int64, count=len(running))
-        phases = np.bincount((-computed) % block_size, minlength=block_size)
-        increments = phases[np.arange(limit) % block_size]
-        increments[0] = 0  # step 0 is already allocated
-        used = kv.num_used_blocks + np.cumsum(increments)
-        over = np.flatnonzero(used > kv.num_total_blocks)
-        num_steps = int(over[0]) if over.size else limit
-        if num_steps < 2:
-            return 1, None
-        return num_steps, used[:num_steps] if with_kv_used else None
+        for b in bases:
+            needed += (b + limit - 1) // block_size - b // block_size
+        num_steps, kv_used = limit, None
+        if needed > kv.num_total_blocks - kv.num_used_blocks or with_kv_used:
+            phases = np.bincount((-np.array(bases, dtype=np.int64)) % block_size, minlength=block_size)
+            increments = phases[np.arange(limit) % block_size]
+            increments[0] = 0  # step 0 is already allocated
+            used = kv.num_used_blocks + np.cumsum(increments)
+            over = np.flatnonzero(used > kv.num_total_blocks)
+            num_steps = int(over[0]) if over.size else limit
+            if num_steps < 2:
+                return NO_SPAN
+            kv_used = used[:num_steps] if with_kv_used else None
+        return DecodeSpan(num_steps, kv_used, None if pure else _decode_load(bases))
 
     def commit_span(self, num_steps: int, end_s: float) -> list[Request]:
         """Apply num_steps steps of a steady decode span (the first already allocated)."""
@@ -208,6 +227,19 @@ class Batcher:
         if finished:
             self._retire(finished)
         return finished
+
+
+def _decode_load(bases: list[int]) -> BatchLoad:
+    """The load of a decode step for requests holding b_i + 1 computed tokens each, summed
+    term by term exactly as plan_step would (so records are bitwise equal)."""
+    pairs = 0.0
+    kv_read = 0
+    for b in bases:
+        cached = b + 1
+        pairs += cached + 1.0  # n*c + n*(n+1)/2 with n = 1
+        kv_read += cached + 1
+    num = len(bases)
+    return BatchLoad(num, 0, num, num, pairs, kv_read)
 
 
 def _add_load(sums: list, request: Request, cached: int, num_new: int, known: int) -> None:

@@ -3,8 +3,10 @@
 Owns the path of every request from arrival to its one terminal record:
 - a request that can never fit (KV capacity or model context) is REJECTED at once;
 - otherwise the router picks an up replica; with none up it waits in the backlog;
-- a request evicted by a replica failure loses its KV and is retried on another replica
-  (it recomputes prompt + generated tokens) up to `max_retries` times, then is FAILED;
+- a request evicted by a replica failure is sent to another replica; if it held computed KV
+  there (it had run) that KV is lost, it recomputes prompt + generated tokens and the
+  resend counts as a retry, up to `max_retries`, then it is FAILED; a request that was only
+  queued (no computed KV) lost nothing and is re-routed without counting a retry;
 - finishing, rejection and failure call `on_record` exactly once per request.
 """
 
@@ -65,18 +67,22 @@ class Cluster:
         self.router.finished(request.replica, _tokens(request))
         self.on_record(request)
 
-    def evicted(self, requests: list[Request]) -> None:
-        """Engine callback: a failed replica dropped these requests (their KV is gone)."""
-        for request in requests:
+    def evicted(self, evicted: list[tuple[Request, bool]]) -> None:
+        """Engine callback: a failed replica dropped these requests, each with whether it had
+        computed KV there. Those that lost KV spend a retry (FAILED past max_retries); those
+        that were only queued are re-routed as they are."""
+        for request, lost_kv in evicted:
             self.router.finished(request.replica, _tokens(request))
-            request.num_retries += 1
-            if request.num_retries > self.max_retries:
-                request.status = Status.FAILED
-                self.on_record(request)
-            else:
-                self._route(request)
+            if lost_kv:
+                request.num_retries += 1
+                if request.num_retries > self.max_retries:
+                    request.status = Status.FAILED
+                    self.on_record(request)
+                    continue
+            self._route(request)
 
     def fail(self, replica: int) -> None:
+        """The replica goes down now (its engine evicts what it holds, see `evicted`)."""
         self.down.add(replica)
         self.engines[replica].fail()
 

@@ -1,26 +1,30 @@
-"""One replica's engine as a SimPy process: plan a step, wait its duration, commit, repeat.
+"""One replica's engine on the SimPy clock: plan a step, wait its duration, commit, repeat.
 
 Who runs is `Batcher.plan_step()`; how long is the `StepTimer` (a pure perf model bound
-to the replica). Both are tested without SimPy; this process only holds time.
+to the replica). Both are tested without SimPy; the engine only holds time, as callbacks
+on scheduled SimPy events (no generator process: on a busy replica every arrival would
+cost an Interrupt, an exception and a resume).
 
-Fast-forward: when the batcher says a pure-decode batch will repeat unchanged for k
-steps, the engine computes all k durations at once and waits once. An arrival during the
-span interrupts it; the step in progress completes and the span is cut there, so the
-records equal those of stepping one by one (tests check this). Times are summed
-sequentially from the span start exactly as single steps would be.
+Fast-forward: when the batcher says a batch will then decode unchanged for k steps (its
+plan is a decode step, or the step that ends the prefills of everyone it runs), the
+engine computes all k durations at once and waits once. An arrival during the span cuts
+it after the step in progress, so the records equal those of stepping one by one (tests
+check this). Times are summed sequentially from the span start exactly as single steps
+would be.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import simpy
+from simpy.core import NORMAL, URGENT
 
 from clustersim.perf.load import BatchLoad
-from clustersim.serving.batcher import Batcher, StepPlan
+from clustersim.serving.batcher import NO_SPAN, Batcher, DecodeSpan, StepPlan
 from clustersim.serving.request import Request
 
 
@@ -48,6 +52,19 @@ class StepSpan:
     kv_used: np.ndarray | None  # None when no step records are kept
     num_waiting: int
     kv_total: int
+    tail: BatchLoad | None = None  # load of steps 1.. when step 0 (which ends prefills) differs
+
+    def counts(self, num_done: int) -> dict[str, np.ndarray]:
+        """Per-step token and sequence counts of the first num_done steps."""
+        head, tail = self.plan, self.tail
+        first = (head.load.num_seqs, head.load.num_prefill_tokens, head.num_decode_tokens, head.load.num_sampled)
+        rest = first if tail is None else (tail.num_seqs, 0, tail.num_tokens, tail.num_sampled)
+        columns = {}
+        for name, a, b in zip(("num_seqs", "num_prefill_tokens", "num_decode_tokens", "num_sampled"), first, rest):
+            values = np.full(num_done, b, dtype=np.int32)
+            values[0] = a
+            columns[name] = values
+        return columns
 
 
 StepSink = Callable[[int, StepSpan, int], None]
@@ -56,15 +73,15 @@ StepSink = Callable[[int, StepSpan, int], None]
 
 def span_columns(replica_id: int, span: StepSpan, num_done: int) -> dict[str, np.ndarray]:
     """The steps.arrow columns of a span's first num_done steps."""
-    load = span.plan.load
     step_s, flops, hbm_bytes, compute_util, hbm_util = (c[:num_done] for c in span.costs)
+    counts = span.counts(num_done)
     return {
         "start_s": np.concatenate(([span.start_s], span.ends_s[: num_done - 1])),
         "replica": np.full(num_done, replica_id, dtype=np.int32),
         "step_s": step_s,
-        "num_seqs": np.full(num_done, load.num_seqs, dtype=np.int32),
-        "num_prefill_tokens": np.full(num_done, load.num_prefill_tokens, dtype=np.int32),
-        "num_decode_tokens": np.full(num_done, span.plan.num_decode_tokens, dtype=np.int32),
+        "num_seqs": counts["num_seqs"],
+        "num_prefill_tokens": counts["num_prefill_tokens"],
+        "num_decode_tokens": counts["num_decode_tokens"],
         "flops": flops,
         "hbm_bytes": hbm_bytes,
         "compute_util": compute_util.astype(np.float32),
@@ -72,7 +89,7 @@ def span_columns(replica_id: int, span: StepSpan, num_done: int) -> dict[str, np
         "kv_blocks_used": span.kv_used[:num_done].astype(np.int32),
         "kv_blocks_total": np.full(num_done, span.kv_total, dtype=np.int32),
         "num_waiting": np.full(num_done, span.num_waiting, dtype=np.int32),
-        "num_sampled": np.full(num_done, load.num_sampled, dtype=np.int32),
+        "num_sampled": counts["num_sampled"],
     }
 
 
@@ -89,7 +106,7 @@ class Engine:
         on_steps: StepSink | None = None,
         fast_forward: bool = True,
         max_span_steps: int = 2048,
-        on_evicted: Callable[[list[Request]], None] | None = None,
+        on_evicted: Callable[[list[tuple[Request, bool]]], None] | None = None,
     ) -> None:
         self.env = env
         self.replica_id = replica_id
@@ -104,23 +121,31 @@ class Engine:
         self.busy_s = 0.0
         self.down = False
         self.num_lost_tokens = 0  # computed tokens whose KV died with the replica (recomputed on retry)
-        self._wake: simpy.Event | None = None
-        self._restored: simpy.Event | None = None
+        self._idle = True  # nothing to run; the next submit schedules a wake-up
+        self._wake_pending = False
+        self._awaiting_restore = False
         self._span: StepSpan | None = None  # a span an arrival may still cut
         self._pending: tuple[StepSpan, int] | None = None  # span being waited on, steps it will complete
-        self._stepping = False  # waiting on a step (or span) timeout
+        self._stepping = False  # waiting on a step (or span) end
+        self._generation = 0  # the live end-of-span event carries this; older ones are stale
         self._clock = 0.0
-        self.process = env.process(self._run())
+
+    # The engine is a small state machine driven by callbacks on scheduled SimPy events
+    # (a generator process costs an Interrupt and a resume per arrival on a busy replica).
+    # Priorities keep the tie rule of serving.clock: wake-ups, step ends and restores are
+    # NORMAL, so every arrival at the same instant is admitted before the next plan; a
+    # failure is URGENT, so a step ending at the failure instant is lost.
 
     def submit(self, request: Request) -> None:
         """Hand a request to this replica (called by the router at its arrival time)."""
         assert not self.down, "the router never sends work to a replica that is down"
         request.replica = self.replica_id
         self.batcher.admit(request)
-        if self._wake is not None and not self._wake.triggered:
-            self._wake.succeed()
+        if self._idle:
+            self._idle = False
+            self._wake_later()
         elif self._span is not None:
-            self.process.interrupt("arrival")
+            self._cut_span_after_step_in_progress()
 
     def fail(self) -> None:
         """The replica goes down now: the step in progress is lost, steps that ended before
@@ -129,103 +154,147 @@ class Engine:
             return
         self.down = True
         if self._stepping:
-            self.process.interrupt("failure")
-        elif self._wake is not None and not self._wake.triggered:
-            self._wake.succeed()
+            self._call_in(0.0, self._on_failure_cut, URGENT)
+        elif self._idle:
+            self._idle = False
+            self._wake_later()
 
     def restore(self) -> None:
         """The replica serves again (repair and weight reload are the caller's clock)."""
         if not self.down:
             return
         self.down = False
-        if self._restored is not None and not self._restored.triggered:
-            self._restored.succeed()
+        if self._awaiting_restore:
+            self._awaiting_restore = False
+            self._call_in(0.0, self._on_wake)
 
-    def _run(self) -> Generator[simpy.Event, Any, None]:
-        env = self.env
-        while True:
-            if self.down:
-                self._evict()
-                self._restored = env.event()
-                yield self._restored
-                self._restored = None
-                self._clock = env.now
-                continue
-            if self.batcher.idle:
-                self._wake = env.event()
-                yield self._wake
-                self._wake = None
-                self._clock = env.now
-                continue  # re-check: the wake-up may be a failure
-            start_s = self._clock  # the end of our last step, or the wake-up instant
-            plan = self.batcher.plan_step()
-            assert plan is not None, "router only routes requests that fit an empty replica"
-            if self.fast_forward:
-                num_steps, kv_used = self.batcher.decode_span(plan, self.max_span_steps, self.on_steps is not None)
-            else:
-                num_steps, kv_used = 1, None
-            span = self._make_span(plan, start_s, num_steps, kv_used)
-            num_done = yield from self._wait_for(span)
-            if num_done:
-                self._commit(span, num_done)
+    def _call_in(self, delay_s: float, callback: Callable[[simpy.Event], None], priority: int = NORMAL,
+                 value: int = 0) -> None:
+        event = simpy.Event(self.env)
+        event._ok = True  # pre-triggered, as simpy.Timeout builds itself
+        event._value = value
+        event.callbacks.append(callback)
+        self.env.schedule(event, priority, delay_s)
 
-    def _wait_for(self, span: StepSpan) -> Generator[simpy.Event, Any, int]:
-        """Wait for the span's steps; returns how many completed. An arrival cuts the span
-        after the step in progress; a failure loses the step in progress (steps that ended
-        strictly before the failure instant count, as with single stepping)."""
-        env = self.env
+    def _wake_later(self) -> None:
+        self._wake_pending = True
+        self._call_in(0.0, self._on_wake)
+
+    def _on_wake(self, _event: simpy.Event) -> None:
+        self._wake_pending = False
+        self._clock = self.env.now
+        self._plan_next()
+
+    def _plan_next(self) -> None:
+        """At the end of the last step (or a wake-up): evict if down, idle if empty, else
+        plan the next step or span and schedule its end."""
+        if self.down:
+            self._evict()
+            self._awaiting_restore = True
+            return
+        if self.batcher.idle:
+            self._idle = True
+            return
+        plan = self.batcher.plan_step()
+        assert plan is not None, "router only routes requests that fit an empty replica"
+        if self.fast_forward:
+            shape = self.batcher.decode_span(plan, self.max_span_steps, self.on_steps is not None)
+        else:
+            shape = NO_SPAN
+        span = self._make_span(plan, self._clock, shape)
         num_steps = len(span.ends_s)
-        target = num_steps
         self._span = span if num_steps > 1 else None
         self._stepping = True
-        try:
-            while True:
-                self._pending = (span, target)
-                try:
-                    yield env.timeout(max(0.0, float(span.ends_s[target - 1]) - env.now))
-                    return target
-                except simpy.Interrupt as interrupt:
-                    if interrupt.cause == "failure":
-                        return int(np.searchsorted(span.ends_s[:target], env.now, side="left"))
-                    self._span = None  # arrival: finish the step in progress, then re-plan
-                    target = min(target, int(np.searchsorted(span.ends_s, env.now, side="left")) + 1)
-        finally:
-            self._span = None
-            self._pending = None
-            self._stepping = False
+        self._end_after(span, num_steps)
+
+    def _end_after(self, span: StepSpan, target: int) -> None:
+        """(Re)schedule the wait to end after the span's first `target` steps."""
+        self._pending = (span, target)
+        self._generation += 1
+        self._call_in(max(0.0, float(span.ends_s[target - 1]) - self.env.now), self._on_span_end,
+                      value=self._generation)
+
+    def _cut_span_after_step_in_progress(self) -> None:
+        """An arrival during a span: finish the step in progress, then re-plan."""
+        span, target = self._pending
+        self._span = None
+        cut = min(target, int(np.searchsorted(span.ends_s, self.env.now, side="left")) + 1)
+        if cut < target:
+            self._end_after(span, cut)
+
+    def _on_span_end(self, event: simpy.Event) -> None:
+        if event._value != self._generation or not self._stepping:
+            return  # superseded by a cut, a failure or the horizon
+        span, target = self._pending
+        self._stop_waiting()
+        self._commit(span, target)
+        self._plan_next()
+
+    def _on_failure_cut(self, _event: simpy.Event) -> None:
+        """Steps that ended strictly before the failure instant count, as with single stepping."""
+        if self._pending is None:  # nothing in flight any more (e.g. the horizon closed it)
+            self._plan_next()
+            return
+        span, target = self._pending
+        self._stop_waiting()
+        num_done = int(np.searchsorted(span.ends_s[:target], self.env.now, side="left"))
+        if num_done:
+            self._commit(span, num_done)
+        self._plan_next()
+
+    def _stop_waiting(self) -> None:
+        self._generation += 1
+        self._span = None
+        self._pending = None
+        self._stepping = False
 
     def _evict(self) -> None:
-        """Drop every request this replica holds; their KV is lost with the replica."""
-        evicted = [*self.batcher.running, *self.batcher.waiting]
+        """Drop every request this replica holds; their KV is lost with the replica. Each is
+        handed to `on_evicted` with whether it had computed KV here (steps that ended before
+        the failure are committed by now), so a request that only queued loses nothing."""
+        held = [*self.batcher.running, *self.batcher.waiting]
         self.batcher.running = []
         self.batcher.waiting.clear()
-        for request in evicted:
+        evicted = []
+        for request in held:
             self.batcher.kv.free(request)
+            evicted.append((request, request.num_computed_tokens > 0))
             self.num_lost_tokens += request.num_computed_tokens
             request.num_computed_tokens = 0
         if evicted and self.on_evicted is not None:
             self.on_evicted(evicted)
 
-    def _make_span(self, plan: StepPlan, start_s: float, num_steps: int, kv_used: np.ndarray | None) -> StepSpan:
+    def _make_span(self, plan: StepPlan, start_s: float, shape: DecodeSpan) -> StepSpan:
         """Durations, costs and KV use of the plan's one step, or of its whole decode span
         (kv_used is None when no step records are kept)."""
         kv = self.batcher.kv
-        if num_steps == 1:
+        kv_used = shape.kv_used
+        if shape.num_steps == 1:
             values = np.array(self.timer.step(plan.load))
             costs = (values[0:1], values[1:2], values[2:3], values[3:4], values[4:5])
-            kv_used = np.array([kv.num_used_blocks]) if self.on_steps is not None else None
+            if self.on_steps is not None:
+                kv_used = np.array([kv.num_used_blocks])
             ends = np.array([start_s + values[0]])
         else:
-            costs = self.timer.decode_run(plan.load, num_steps)
-            ends = np.cumsum(np.concatenate(([start_s], costs[0])))[1:]
-        return StepSpan(plan, start_s, ends, costs, kv_used, len(self.batcher.waiting), kv.num_total_blocks)
+            if shape.tail is None:
+                costs = self.timer.decode_run(plan.load, shape.num_steps)
+            else:  # step 0 finishes prefills; the rest decode
+                head = self.timer.step(plan.load)
+                rest = self.timer.decode_run(shape.tail, shape.num_steps - 1)
+                costs = tuple(np.concatenate(((first,), others)) for first, others in zip(head, rest))
+            ends = np.cumsum(np.concatenate(((start_s,), costs[0])))[1:]
+        return StepSpan(plan, start_s, ends, costs, kv_used, len(self.batcher.waiting), kv.num_total_blocks,
+                        shape.tail)
 
     def _commit(self, span: StepSpan, num_done: int) -> None:
         end_s = float(span.ends_s[num_done - 1])
         if num_done == 1:
             finished = self.batcher.commit(span.plan, end_s)
-        else:
+        elif span.tail is None:
             finished = self.batcher.commit_span(num_done, end_s)
+        else:  # step 0 ended prefills (nobody finishes there: the span would be one step)
+            self.batcher.commit(span.plan, float(span.ends_s[0]))
+            finished = self.batcher.commit_span(num_done - 1, end_s)
         self._clock = end_s
         self.num_steps += num_done
         self.busy_s += end_s - span.start_s
@@ -240,7 +309,7 @@ class Engine:
         if self._pending is None:
             return
         span, target = self._pending
-        self._pending = self._span = None
+        self._stop_waiting()
         num_done = min(target, int(np.searchsorted(span.ends_s, horizon_s, side="left")))
         if num_done > 0:
             self._commit(span, num_done)

@@ -2,8 +2,10 @@
 
 A run must never start on a trace that breaks at row 90,000 (the run directory would be
 half written), yet holding a million RequestSpecs costs far more than the requests in
-flight. So a replay reads the file twice: `check()` parses every row once, keeping only
-counts, before the run; `requests()` streams the rows again while the run consumes them.
+flight. So `check()` parses every row once before the run, keeping per row only 16 bytes
+(arrival, prompt and output lengths in flat arrays) up to `MAX_KEPT_ROWS` rows, and only
+counts beyond that; `requests()` then replays the arrays, or streams the file again when
+it was too long to keep.
 
 `repeat` replays the file k times; copy j is shifted by j periods, a period being the
 trace's span plus one mean gap, so copies join without a burst at the seam. Request ids
@@ -16,17 +18,25 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from clustersim.errors import ScenarioError
 from clustersim.serving.request import RequestSpec
 from clustersim.serving.traces import iter_trace
 
 
+MAX_KEPT_ROWS = 2_000_000
+"""Rows whose lengths and arrivals the check pass keeps (32 MB); longer traces are re-read."""
+
+
 @dataclass(frozen=True, slots=True)
 class ReplayShape:
-    """What the check pass learnt: requests per copy and the arrival of the last one."""
+    """What the check pass learnt: requests per copy, the arrival of the last one, and the
+    rows themselves (arrival_s, prompt, output arrays) when the trace is short enough."""
 
     num_requests: int
     span_s: float
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
     def period_s(self) -> float:
@@ -62,12 +72,34 @@ class TraceReplay:
                           max_requests=self.max_requests)
 
     def check(self) -> ReplayShape:
-        """Parse every row once (TraceError on the first bad one); keep only counts."""
+        """Parse every row once (TraceError on the first bad one); keep the rows as flat
+        arrays when there are at most MAX_KEPT_ROWS of them, else only counts."""
         num, last_s = 0, 0.0
+        arrivals: list[float] | None = []
+        prompts: list[int] = []
+        outputs: list[int] = []
         for spec in self._one_copy():
             num += 1
             last_s = spec.arrival_s
-        return ReplayShape(num, last_s)
+            if arrivals is not None:
+                arrivals.append(spec.arrival_s)
+                prompts.append(spec.num_prompt_tokens)
+                outputs.append(spec.num_output_tokens)
+                if num % 65536 == 0 and num >= MAX_KEPT_ROWS:
+                    arrivals = None
+                    prompts, outputs = [], []
+        if arrivals is None or num > MAX_KEPT_ROWS:
+            return ReplayShape(num, last_s)
+        rows = (np.array(arrivals, dtype=np.float64), np.array(prompts, dtype=np.int32),
+                np.array(outputs, dtype=np.int32))
+        return ReplayShape(num, last_s, rows)
+
+    def _copy_rows(self, shape: ReplayShape) -> Iterator[tuple[int, float, int, int]]:
+        """(id, arrival_s, prompt, output) of one copy, from the kept arrays or the file."""
+        if shape.rows is not None:
+            arrivals, prompts, outputs = (column.tolist() for column in shape.rows)
+            return zip(range(len(arrivals)), arrivals, prompts, outputs)
+        return ((s.request_id, s.arrival_s, s.num_prompt_tokens, s.num_output_tokens) for s in self._one_copy())
 
     def requests(self, shape: ReplayShape) -> Iterator[RequestSpec]:
         """The arrivals of every copy in order (call after `check`, which gave `shape`)."""
@@ -76,14 +108,13 @@ class TraceReplay:
         issued = 0
         for copy in range(self.repeat):
             offset_s, first_id = copy * period_s, copy * shape.num_requests
-            for spec in self._one_copy():
+            for request_id, arrival_s, prompt, output in self._copy_rows(shape):
                 if limit is not None and issued >= limit:
                     return
-                arrival_s = spec.arrival_s + offset_s
+                arrival_s += offset_s
                 if self.horizon_s is not None and arrival_s >= self.horizon_s:
                     return
-                yield RequestSpec(first_id + spec.request_id, arrival_s,
-                                  spec.num_prompt_tokens, spec.num_output_tokens)
+                yield RequestSpec(first_id + request_id, arrival_s, prompt, output)
                 issued += 1
 
     def expected_span_s(self, shape: ReplayShape) -> float:

@@ -46,13 +46,25 @@ class StepLog:
             np.concatenate(([span.start_s], span.ends_s[: n - 1])) if n > 1 else np.array([span.start_s])
             for _, span, n in pending
         ])
+        offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
+
+        def per_step(first, rest) -> np.ndarray:
+            """Step 0 of each span from `first`, its other steps from `rest`."""
+            values = repeat(rest, np.int32)
+            values[offsets] = np.fromiter(first, dtype=np.int32, count=len(pending))
+            return values
+
+        heads = [s.plan for _, s, _ in pending]
+        tails = [s.tail for _, s, _ in pending]
         self.writer.extend({
             "start_s": starts,
             "replica": repeat((r for r, _, _ in pending), np.int32),
             "step_s": cut(0),
-            "num_seqs": repeat((s.plan.load.num_seqs for _, s, _ in pending), np.int32),
-            "num_prefill_tokens": repeat((s.plan.load.num_prefill_tokens for _, s, _ in pending), np.int32),
-            "num_decode_tokens": repeat((s.plan.num_decode_tokens for _, s, _ in pending), np.int32),
+            "num_seqs": repeat((p.load.num_seqs for p in heads), np.int32),
+            "num_prefill_tokens": per_step((p.load.num_prefill_tokens for p in heads),
+                                           (p.load.num_prefill_tokens if t is None else 0 for p, t in zip(heads, tails))),
+            "num_decode_tokens": per_step((p.num_decode_tokens for p in heads),
+                                          (p.num_decode_tokens if t is None else t.num_tokens for p, t in zip(heads, tails))),
             "flops": cut(1),
             "hbm_bytes": cut(2),
             "compute_util": cut(3).astype(np.float32),
@@ -60,5 +72,6 @@ class StepLog:
             "kv_blocks_used": np.concatenate([s.kv_used[:n] for _, s, n in pending]).astype(np.int32),
             "kv_blocks_total": repeat((s.kv_total for _, s, _ in pending), np.int32),
             "num_waiting": repeat((s.num_waiting for _, s, _ in pending), np.int32),
-            "num_sampled": repeat((s.plan.load.num_sampled for _, s, _ in pending), np.int32),
+            "num_sampled": per_step((p.load.num_sampled for p in heads),
+                                    (p.load.num_sampled if t is None else t.num_sampled for p, t in zip(heads, tails))),
         })
