@@ -1,6 +1,6 @@
 """Collective times and bus bandwidth on each ready topology, next to published figures.
 
-Run: python benchmarks/collectives.py   (about half a minute)
+Run: python benchmarks/collectives.py   (about a minute; hgx-b200-64x8-2to1 shows what 2:1 oversubscription does to all-to-all)
 
 Groups of 8/64/72/256/4096 chips are placed as a TP group would be (a box on a torus,
 consecutive GPUs on a switch fabric, spanning domains when the group is bigger than one).
@@ -23,7 +23,7 @@ from clustersim.topology.placement import place_replicas
 
 MESSAGE_BYTES = 1 << 30
 SIZES = (8, 64, 72, 256, 4096)
-TOPOLOGIES = ("gb200-nvl72", "gb200-nvl72x4", "hgx-h100-32x8", "tpu-v5e-16x16", "tpu-v6e-16x16",
+TOPOLOGIES = ("gb200-nvl72", "gb200-nvl72x4", "hgx-h100-32x8", "hgx-b200-64x8-2to1", "tpu-v5e-16x16", "tpu-v6e-16x16",
               "tpu-v5p-16x16x16", "tpu-v7-8x8x8", "trn2-ultraserver-64", "trn2-ultraserver-64x4")
 
 PUBLISHED = {

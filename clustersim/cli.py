@@ -172,12 +172,15 @@ def catalog(
 @topology_app.command("show")
 def topology_show(
     name: str = typer.Argument(..., help="Topology name (see topologies/) or file path."),
-    picture: Optional[Path] = typer.Option(None, "--picture", help="Write an HTML/PNG picture here."),
+    picture: Optional[Path] = typer.Option(None, "--picture", help="Write a picture here: .html (self-contained) or .png (needs matplotlib)."),
+    part: Optional[str] = typer.Option(
+        None, "--part", help="Draw one part only: a domain number (NVL72 rack, HGX server, UltraServer) or cube:X.Y.Z (a 4x4x4 TPU cube)."
+    ),
 ) -> None:
-    """Summarize a topology: chips, links, bisection bandwidth, diameter."""
+    """Summarize a topology: chips, links, bisection bandwidth, diameter; optionally draw it."""
     from clustersim.topology.show import show_topology
 
-    out.print(show_topology(name, picture))
+    out.print(show_topology(name, picture, part), markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -65,7 +65,7 @@ class _Run:
         self.env = simpy.Environment()
         self.source = source
         meta = {"scenario": scenario.name, "seed": str(scenario.seed), "clustersim_version": clustersim.__version__}
-        self.requests_out = ArrowWriter(out_dir / "requests.arrow", REQUESTS, metadata=meta)
+        self.requests_out = ArrowWriter(out_dir / "requests.arrow", REQUESTS, batch_rows=8192, metadata=meta)
         self.steps_out = ArrowWriter(out_dir / "steps.arrow", STEPS, metadata=meta) if scenario.run.record_steps else None
         self.step_log = StepLog(self.steps_out) if self.steps_out is not None else None
         self.cluster = Cluster(

@@ -40,10 +40,10 @@ def _cfg(**kw) -> CostConfig:
     return CostConfig.model_validate(base | kw)
 
 
-def _built(num_replicas: int = 1, tp: int = 8) -> SimpleNamespace:
-    scenario = parse_scenario({"deployment": {"chip": "H100", "tp": tp, "num_replicas": num_replicas}, "model": "llama-3.1-8b"})
+def _built(num_replicas: int = 1, tp: int = 8, chip: str = "H100") -> SimpleNamespace:
+    scenario = parse_scenario({"deployment": {"chip": chip, "tp": tp, "num_replicas": num_replicas}, "model": "llama-3.1-8b"})
     return SimpleNamespace(
-        scenario=scenario, chip=load_catalog().chip("H100"), replica=SimpleNamespace(num_chips=tp),
+        scenario=scenario, chip=load_catalog().chip(chip), replica=SimpleNamespace(num_chips=tp),
     )
 
 
@@ -252,10 +252,113 @@ def test_whole_systems_bill_unused_chips_as_idle_capacity(tmp_path):
     # busy fraction 8 / 72; idle share of the time-proportional cost 64 / 72.
     _write_run(tmp_path, [(float(t), 0, 1.0, 1.0) for t in range(100)])
     cfg = CostConfig.model_validate({"system": "gb200-nvl72", "whole_systems": True, "bucket_s": 1000.0})
-    cost = write_cost_trace(tmp_path, _built(), cfg, end_s=100.0)
+    cost = write_cost_trace(tmp_path, _built(chip="GB200"), cfg, end_s=100.0)
     assert cost["num_chips_billed"] == 72 and cost["num_systems"] == 1
     assert cost["busy_fraction"] == pytest.approx(8 / 72)
     shared = CostConfig.model_validate({"system": "gb200-nvl72", "bucket_s": 1000.0})
-    pro_rata = write_cost_trace(tmp_path, _built(), shared, end_s=100.0)
+    pro_rata = write_cost_trace(tmp_path, _built(chip="GB200"), shared, end_s=100.0)
     assert pro_rata["num_chips_billed"] == 8 and pro_rata["busy_fraction"] == pytest.approx(1.0)
     assert cost["usd_total"] > 8 * pro_rata["usd_total"]  # 9x the capex, more than 8x the power
+
+
+# ---------------------------------------------------------------- bad inputs: one clear line, before simulating
+
+
+def test_system_chip_must_match_the_deployment_chip(tmp_path):
+    from clustersim.cost import resolve_system
+
+    h100 = load_catalog().chip("H100")
+    with pytest.raises(ScenarioError) as err:
+        resolve_system(CostConfig.model_validate({"system": "tpu-v7-host"}), h100, 8)
+    message = str(err.value)
+    assert "cost.system='tpu-v7-host'" in message and "TPU v7" in message and "deployment.chip='H100'" in message
+    assert "hgx-h100" in message  # the valid choice for this chip
+    _write_run(tmp_path, [(0.0, 0, 1.0, 1.0)])
+    cfg = CostConfig.model_validate({"system": "tpu-v7-host", "mode": "rental"})
+    with pytest.raises(ScenarioError, match="holds TPU v7 chips but deployment.chip='H100'"):
+        write_cost_trace(tmp_path, _built(), cfg, end_s=1.0)  # never billed at the TPU rate
+    assert resolve_system(CostConfig.model_validate({"system": "hgx-h100"}), h100, 8).system.name == "hgx-h100"
+
+
+def test_power_budget_holding_no_system_is_an_error():
+    from clustersim.cost.systems import check_power_budget
+
+    h200 = load_systems()[0]["hgx-h200"]
+    # one system: (8 x 700 W + 4,600 W) x PUE 1.3 = 13,260 W = 0.01326 MW
+    assert check_power_budget(0.01326, h200, 1.3, "x") == 1
+    assert check_power_budget(1.0, h200, 1.3, "x") == 75  # floor(1e6 / 13,260)
+    with pytest.raises(ScenarioError, match=r"x=0.0132 holds no hgx-h200 system: one needs 0.01326 MW"):
+        check_power_budget(0.0132, h200, 1.3, "x")
+    for bad in (math.inf, math.nan, 0.0, -1.0):
+        with pytest.raises(ScenarioError, match=r"must be a finite number of MW > 0"):
+            check_power_budget(bad, h200, 1.3, "x")
+    with pytest.raises(ScenarioError, match="holds no"):
+        plan_facility(1e-9, h200, tokens_s_per_system=1.0)
+
+
+def test_scenario_facility_budget_must_be_finite_and_hold_a_system():
+    with pytest.raises(ScenarioError, match="cost.facility_power_mw"):
+        parse_scenario({"cost": {"facility_power_mw": math.inf}})
+    with pytest.raises(ScenarioError, match=r"facility_power_mw=1e-06 holds no hgx-h200 system"):
+        parse_scenario({"deployment": {"chip": "H200"}, "cost": {"system": "hgx-h200", "facility_power_mw": 1e-6}})
+
+
+def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    import sys
+
+    from clustersim.cli import main
+
+    old = sys.argv
+    sys.argv = ["clustersim", *argv]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = old
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize(
+    "power,needles",
+    [
+        ("inf", ["--power-mw=inf", "finite"]),
+        ("nan", ["--power-mw=nan", "finite"]),
+        ("0", ["--power-mw=0", "> 0"]),
+        ("1e-9", ["--power-mw=1e-09 holds no hgx-h200 system", "0.01326 MW"]),  # 13.26 kW per system, as above
+    ],
+)
+def test_plan_cli_checks_the_budget_before_simulating(tmp_path, capsys, monkeypatch, power, needles):
+    import clustersim.simulate
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("simulated before checking --power-mw")
+
+    monkeypatch.setattr(clustersim.simulate, "simulate", no_run)
+    path = tmp_path / "s.yaml"
+    path.write_text("model: llama-3.1-8b\ndeployment: {chip: H200}\nworkload: {kind: offline, num_requests: 4}\n")
+    code, out, err = _cli(["plan", str(path), "--power-mw", power], capsys)
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert all(n in err for n in needles), err
+
+
+def test_plan_cli_rejects_a_system_of_another_chip_before_simulating(tmp_path, capsys, monkeypatch):
+    import clustersim.simulate
+
+    monkeypatch.setattr(clustersim.simulate, "simulate", lambda *a, **k: pytest.fail("simulated"))
+    path = tmp_path / "s.yaml"
+    path.write_text("model: llama-3.1-8b\ndeployment: {chip: H100}\nworkload: {kind: offline, num_requests: 4}\n"
+                    "cost: {system: tpu-v7-host}\n")
+    code, _, err = _cli(["plan", str(path), "--power-mw", "1"], capsys)
+    assert code == 2 and "cost.system='tpu-v7-host' holds TPU v7 chips but deployment.chip='H100'" in err
+
+
+def test_plan_cli_good_budget_plans_the_facility(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text("model: llama-3.1-8b\ndeployment: {chip: H200}\nworkload: {kind: offline, num_requests: 8, "
+                    "lengths: {kind: fixed, prompt_tokens: 100, output_tokens: 10}}\n")
+    code, out, err = _cli(["plan", str(path), "--power-mw", "1"], capsys)
+    assert code == 0, err
+    assert "75 / 600" in out  # floor(1 MW / 13.26 kW) = 75 HGX H200 systems x 8 GPUs

@@ -13,8 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-NonNegative = Annotated[float, Field(ge=0)]
-Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # finite: an infinite budget or bucket is a typo
 
 DEFAULT_ELECTRICITY_USD_PER_KWH = 0.08
 """US hyperscale/colo default: EIA Electric Power Monthly Table 5.6.A, industrial ~8-9 c/kWh

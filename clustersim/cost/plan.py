@@ -9,12 +9,11 @@ idle + dynamic x activity x load.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from clustersim.cost.model import SECONDS_PER_YEAR, capital_recovery_factor, chip_power_w, usd_per_mtok
-from clustersim.cost.systems import CostPlan, SystemCost
+from clustersim.cost.systems import CostPlan, SystemCost, check_power_budget
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +56,7 @@ def plan_facility(
     num_systems x tokens_s_per_system x target_load; `activity` is the time-averaged chip
     activity at the measured throughput (it scales with the load). Dollars per hour: capex
     mode = systems x (capex x CRF + opex) per hour + facility kW x $/kWh; rental = chips x rate.
+    A budget that is not finite and > 0, or too small for one system, raises ScenarioError.
 
     >>> from clustersim.cost.systems import load_systems
     >>> h = load_systems()[0]["hgx-h200"]  # peak (8 x 700 + 4600) W = 10.2 kW, x PUE 1.3 = 13.26 kW
@@ -64,8 +64,6 @@ def plan_facility(
     >>> p.num_systems, p.num_chips, p.tokens_s  # floor(1e6 / 13,260) = 75
     (75, 600, 750000.0)
     """
-    if power_mw <= 0 or not math.isfinite(power_mw):
-        raise ValueError(f"plan_facility: power_mw={power_mw}, must be a positive number")
     if not 0 < target_load <= 1:
         raise ValueError(f"plan_facility: target_load={target_load}, must be in (0, 1]")
     peak = system.peak_it_w
@@ -73,7 +71,7 @@ def plan_facility(
         raise ValueError(f"plan_facility: system {system.name} has no chip_max_w/fixed_w; set cost.overrides")
     pue = system.pue if pue is None else pue
     mode = mode or system.default_mode
-    num_systems = math.floor(power_mw * 1e6 / pue / peak + 1e-9)
+    num_systems = check_power_budget(power_mw, system, pue, "plan_facility: power_mw")
     chip_w = chip_power_w(system.chip_idle_w or 0.0, system.chip_max_w or 0.0, min(1.0, activity * target_load))
     it_w = num_systems * (system.num_chips * chip_w + (system.fixed_w or 0.0))
     facility_w = it_w * pue

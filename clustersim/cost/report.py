@@ -3,6 +3,7 @@ facility. Kept out of `plan` so the pure planning functions never import the sim
 
 from __future__ import annotations
 
+import math
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from rich.table import Table
 
 from clustersim.cost.plan import FacilityPlan, plan_from_cost_summary
-from clustersim.cost.systems import resolve_system
+from clustersim.cost.systems import check_power_budget, resolve_system
 from clustersim.errors import ScenarioError
 
 
@@ -21,8 +22,8 @@ def plan_scenario(scenario_path: Path, power_mw: float, target_load: float = 1.0
     from clustersim.scenario import load_scenario
     from clustersim.simulate import simulate
 
-    if not power_mw > 0:
-        raise ScenarioError(f"--power-mw={power_mw}, must be > 0")
+    if not 0 < power_mw < math.inf:
+        raise ScenarioError(f"--power-mw={power_mw}, must be a finite number of MW > 0")
     if not 0 < target_load <= 1:
         raise ScenarioError(f"--target-load={target_load}, must be in (0, 1]")
     scenario = load_scenario(scenario_path)
@@ -30,6 +31,7 @@ def plan_scenario(scenario_path: Path, power_mw: float, target_load: float = 1.0
     plan = resolve_system(scenario.cost, built.chip, built.replica.num_chips, str(scenario_path))
     if plan.system.peak_it_w is None:
         raise ScenarioError(f"{scenario_path}: cost: system {plan.system.name} has no power figures; set cost.overrides.chip_max_w, chip_idle_w, fixed_w")
+    check_power_budget(power_mw, plan.system, plan.pue, "--power-mw")  # before the (long) simulation
     with tempfile.TemporaryDirectory(prefix="clustersim-plan-") as tmp:
         result = simulate(scenario, out_dir or Path(tmp), where=str(scenario_path))
     cost = result.summary["cost"]

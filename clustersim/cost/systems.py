@@ -196,6 +196,13 @@ def resolve_system(cfg: CostConfig, chip: ChipSpec, chips_per_replica: int = 1, 
         if cfg.system not in systems:
             raise ScenarioError(f"{where}: cost.system={cfg.system!r}: unknown; valid: auto, {', '.join(sorted(systems))}")
         system = systems[cfg.system]
+        if system.chip != chip.name:
+            same_chip = sorted(n for n, s in systems.items() if s.chip == chip.name)
+            raise ScenarioError(
+                f"{where}: cost.system={cfg.system!r} holds {system.chip} chips but deployment.chip={chip.name!r}; "
+                f"valid for {chip.name}: auto" + "".join(f", {n}" for n in same_chip)
+                + " (or auto with cost.overrides for a chip without a system entry)"
+            )
     elif chip.name in chip_map:
         system = systems[chip_map[chip.name]]
         if system.name == "trn2-server" and chips_per_replica > system.num_chips:
@@ -228,4 +235,35 @@ def resolve_system(cfg: CostConfig, chip: ChipSpec, chips_per_replica: int = 1, 
             f"{where}: cost.overrides: chip_idle_w={system.chip_idle_w} exceeds chip_max_w={system.chip_max_w} for {system.name}"
         )
     pue = cfg.pue if cfg.pue is not None else system.pue
+    if cfg.facility_power_mw is not None and system.peak_it_w:
+        check_power_budget(cfg.facility_power_mw, system, pue, f"{where}: cost.facility_power_mw")
     return CostPlan(system, mode, pue, cfg.electricity_usd_per_kwh)
+
+
+def systems_in_budget(power_mw: float, system: SystemCost, pue: float) -> int:
+    """How many systems a facility of `power_mw` holds when each is provisioned at its peak
+    IT power times PUE: floor(power_mw x 1e6 / (PUE x peak IT W)).
+
+    >>> h = load_systems()[0]["hgx-h200"]  # (8 x 700 + 4600) W = 10.2 kW peak, x PUE 1.3 = 13.26 kW
+    >>> systems_in_budget(1.0, h, 1.3), systems_in_budget(0.013, h, 1.3)
+    (75, 0)
+    """
+    peak = system.peak_it_w
+    if peak is None or peak <= 0:
+        raise ValueError(f"systems_in_budget: system {system.name} has no chip_max_w/fixed_w")
+    return math.floor(power_mw * 1e6 / pue / peak + 1e-9)
+
+
+def check_power_budget(power_mw: object, system: SystemCost, pue: float, field: str) -> int:
+    """The number of systems `power_mw` holds; ScenarioError naming `field` when the value is
+    not a finite number > 0 or is too small for one system (the message gives the minimum)."""
+    if not isinstance(power_mw, (int, float)) or isinstance(power_mw, bool) or not 0 < power_mw < math.inf:
+        raise ScenarioError(f"{field}={power_mw!r}, must be a finite number of MW > 0")
+    num = systems_in_budget(float(power_mw), system, pue)
+    if num < 1:
+        need_mw = (system.peak_it_w or 0.0) * pue / 1e6
+        raise ScenarioError(
+            f"{field}={power_mw:g} holds no {system.name} system: one needs {need_mw:.6g} MW "
+            f"(peak IT {(system.peak_it_w or 0.0) / 1e3:,.2f} kW x PUE {pue:g}); give at least {need_mw:.6g}"
+        )
+    return num

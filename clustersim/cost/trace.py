@@ -169,7 +169,8 @@ def write_cost_trace(
     try:
         plan = resolve_system(cost_cfg, built.chip, chips_per_replica, where)
     except ScenarioError as exc:
-        explicit = cost_cfg.system != "auto" or cost_cfg.mode != "auto" or cost_cfg.overrides.model_dump(exclude_none=True)
+        explicit = (cost_cfg.system != "auto" or cost_cfg.mode != "auto" or cost_cfg.facility_power_mw is not None
+                    or cost_cfg.overrides.model_dump(exclude_none=True))
         if explicit:
             raise
         return {"available": False, "reason": str(exc)}

@@ -70,23 +70,27 @@ _STEP_COLUMNS = (
 
 
 def _read_columns(source: TableSource, columns: tuple[str, ...]) -> pa.Table:
-    """The named columns of a table or of an Arrow IPC file (memory-mapped, so unread
-    columns are never loaded)."""
+    """The named columns of a table or of an Arrow IPC file, read batch by batch so only
+    those columns stay in memory."""
     if isinstance(source, pa.Table):
         return source.select(list(columns))
-    # not closed here: the returned columns may point into the mapping, which Arrow
-    # releases when the last buffer referencing it goes away
-    return pa.ipc.open_file(pa.memory_map(os.fspath(source))).read_all().select(list(columns))
+    batches = list(_iter_batches(source, columns))
+    if batches:
+        return pa.Table.from_batches(batches)
+    with pa.OSFile(os.fspath(source)) as handle:
+        return pa.ipc.open_file(handle).schema.empty_table().select(list(columns))
 
 
 def _iter_batches(source: TableSource, columns: tuple[str, ...]) -> Iterator[pa.RecordBatch]:
-    """Record batches of a table or an Arrow IPC file, one at a time (bounded memory)."""
+    """Record batches of a table or an Arrow IPC file, one at a time (bounded memory: plain
+    reads, not a memory map, whose touched pages would count against the process)."""
     if isinstance(source, pa.Table):
         yield from source.select(list(columns)).to_batches()
         return
-    reader = pa.ipc.open_file(pa.memory_map(os.fspath(source)))
-    for i in range(reader.num_record_batches):
-        yield reader.get_batch(i).select(list(columns))
+    with pa.OSFile(os.fspath(source)) as handle:
+        reader = pa.ipc.open_file(handle)
+        for i in range(reader.num_record_batches):
+            yield reader.get_batch(i).select(list(columns))
 
 
 def _is(status: pa.ChunkedArray, value: Status) -> np.ndarray:

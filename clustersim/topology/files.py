@@ -80,10 +80,10 @@ def build_from(path: Path | str, builder: Any, params: Any) -> nx.DiGraph:
 def _normalize(g: nx.DiGraph) -> nx.DiGraph:
     """JSON turns tuples into lists; put coordinates and torus attributes back to tuples."""
     for attr in _TUPLE_GRAPH_ATTRS:
-        if attr in g.graph:
+        if isinstance(g.graph.get(attr), list):
             g.graph[attr] = tuple(g.graph[attr])
     for _, data in g.nodes(data=True):
-        if "coord" in data:
+        if isinstance(data.get("coord"), list):
             data["coord"] = tuple(data["coord"])
     return g
 

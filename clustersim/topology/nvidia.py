@@ -1,9 +1,11 @@
 """NVIDIA systems: NVL72 racks and HGX 8-GPU servers, joined by a rail-optimized fat-tree.
 
 Inside a rack/server every GPU has a link to every NVSwitch chip (the NVLink planes); GPUs
-are endpoints and never relay traffic (`chips_forward=False`). Switch trays and compute
-trays are node attributes (`tray`), not nodes, so routing never crosses a non-physical edge;
-a failed tray is "remove the nodes with that tray". Scale-out: each GPU has its own NIC, NIC i
+are endpoints and never relay traffic (`chips_forward=False`). An NVL72 rack also has 9
+`switch_tray` nodes, each holding its 2 NVSwitch chips by one-way `contains` edges (graph.py):
+no route can cross them. HGX NVSwitch chips sit on the baseboard: no tray nodes. Compute
+trays (hosts) are the GPUs' `tray` attribute, not nodes (graph.py says why); NVSwitch chips
+keep a `tray` attribute too. Scale-out: each GPU has its own NIC, NIC i
 of every domain sits on rail i (mod num_rails); each rail's NICs fill leaf switches
 `leaf_down_ports` at a time, and every leaf has one uplink to each spine. Oversubscription o
 means `leaf_down_ports / o` uplinks (= spines).
@@ -15,26 +17,32 @@ import math
 
 import networkx as nx
 
-from clustersim.errors import SpecError
 from clustersim.topology import figures as fig
-from clustersim.topology.graph import add_link, new_graph
+from clustersim.topology.graph import add_contains, add_link, check_choice, check_int, check_positive, new_graph
 
 HGX_SYSTEMS = {
-    # gpu: (switch chips, per-GPU NVLink bw/dir, NIC bw/dir); systems.csv rows HGX/DGX H100/H200/B200/B300
-    "h100": (4, 18 * fig.NVLINK4_LINK_BW_BYTES_S, fig.NIC_400G_BW_BYTES_S),
-    "h200": (4, 18 * fig.NVLINK4_LINK_BW_BYTES_S, fig.NIC_400G_BW_BYTES_S),
-    "b200": (2, 18 * fig.NVLINK5_LINK_BW_BYTES_S, fig.NIC_400G_BW_BYTES_S),
-    "b300": (2, 18 * fig.NVLINK5_LINK_BW_BYTES_S, fig.NIC_800G_BW_BYTES_S),
+    # gpu: (switch chips, per-GPU NVLink bw/dir, default NIC Gb/s); systems.csv rows HGX/DGX H100/H200/B200/B300
+    "h100": (4, 18 * fig.NVLINK4_LINK_BW_BYTES_S, 400),
+    "h200": (4, 18 * fig.NVLINK4_LINK_BW_BYTES_S, 400),
+    "b200": (2, 18 * fig.NVLINK5_LINK_BW_BYTES_S, 400),
+    "b300": (2, 18 * fig.NVLINK5_LINK_BW_BYTES_S, 800),
 }
 """H100's 18 links split 5/4/4/5 over its 4 NVSwitch3 chips; we spread them evenly (4.5 each),
 which keeps every plane equal so equal-split ECMP is exact for the total."""
 
-NVL72_NIC = {"gb200": fig.NIC_400G_BW_BYTES_S, "gb300": fig.NIC_800G_BW_BYTES_S}
+NVL72_NIC = {"gb200": 400, "gb300": 800}
+"""Default NIC Gb/s per GPU: ConnectX-7 400 (GB200), ConnectX-8 800 (GB300); systems.csv."""
+NIC_BW_BYTES_S = {400: fig.NIC_400G_BW_BYTES_S, 800: fig.NIC_800G_BW_BYTES_S}
+"""The NIC speeds a builder accepts (`nic_gbit_s`, Gb/s per GPU as vendors quote it)."""
+SWITCH_CHIPS_PER_TRAY = 2
+"""NVL72: 9 NVLink switch trays x 2 NVLink5 switch chips (systems.csv GB200/GB300 NVL72 rows)."""
 
 
-def _check_positive(name: str, value: float, where: str) -> None:
-    if not value > 0:
-        raise SpecError(f"{where}: {name}={value!r}, must be > 0")
+def _check_fabric(where: str, num_rails: object, leaf_down_ports: object, oversubscription: object, nic_gbit_s: object) -> None:
+    check_int(where, "num_rails", num_rails, 1)
+    check_int(where, "leaf_down_ports", leaf_down_ports, 1)
+    check_positive(where, "oversubscription", oversubscription)
+    check_choice(where, "nic_gbit_s", nic_gbit_s, NIC_BW_BYTES_S)
 
 
 def _add_nvswitch_domain(
@@ -44,7 +52,7 @@ def _add_nvswitch_domain(
     per_link = gpu_bw_bytes_s / num_switches
     switches = [f"{prefix}.sw{j}" for j in range(num_switches)]
     for j, sw in enumerate(switches):
-        g.add_node(sw, kind="nvswitch", domain=domain, tray=j // 2, nvls=True)
+        g.add_node(sw, kind="nvswitch", domain=domain, tray=j // SWITCH_CHIPS_PER_TRAY, nvls=True)
     gpus = [f"{prefix}.g{i}" for i in range(num_gpus)]
     for i, gpu in enumerate(gpus):
         g.add_node(gpu, kind="chip", domain=domain, local=i, tray=i // 4)
@@ -68,10 +76,10 @@ def add_rail_fabric(
     uplinks, one to each spine, each as fast as a NIC port.
     """
     where = "rail fabric"
-    _check_positive("nic_bw_bytes_s", nic_bw_bytes_s, where)
-    _check_positive("oversubscription", oversubscription, where)
-    if num_rails < 1 or leaf_down_ports < 1:
-        raise SpecError(f"{where}: num_rails={num_rails}, leaf_down_ports={leaf_down_ports}, both must be >= 1")
+    check_positive(where, "nic_bw_bytes_s", nic_bw_bytes_s)
+    check_positive(where, "oversubscription", oversubscription)
+    check_int(where, "num_rails", num_rails, 1)
+    check_int(where, "leaf_down_ports", leaf_down_ports, 1)
     num_spines = max(1, round(leaf_down_ports / oversubscription))
     spines = [f"spine{k}" for k in range(num_spines)]
     for sp in spines:
@@ -100,28 +108,42 @@ def nvl72(
     num_rails: int = 4,
     leaf_down_ports: int = 32,
     oversubscription: float = 1.0,
+    nic_gbit_s: int | None = None,
 ) -> nx.DiGraph:
     """GB200/GB300 NVL72 racks: 72 GPUs x 18 NVLink5 links (50 GB/s/dir each), one to each of
-    18 NVSwitch chips (9 trays x 2), so 900 GB/s/dir per GPU; with num_racks > 1 the racks
-    are joined by a rail fabric (NIC per GPU: 400 Gb/s GB200, 800 Gb/s GB300). The rail of a
-    GPU is its position in the compute tray (4 rails): our ASSUMPTION, NVIDIA's GB200
-    SuperPOD rail count is not in shared/data.
+    18 NVSwitch chips (9 `switch_tray` nodes x 2), so 900 GB/s/dir per GPU; with num_racks > 1
+    the racks are joined by a rail fabric, one NIC per GPU of `nic_gbit_s` (400 or 800 Gb/s;
+    default 400 GB200, 800 GB300). The rail of a GPU is its position in the compute tray (4
+    rails): our ASSUMPTION, NVIDIA's GB200 SuperPOD rail count is not in shared/data.
 
     >>> g = nvl72(); sum(1 for _, k in g.nodes(data="kind") if k == "chip"), g.out_degree("r0.g0")
     (72, 18)
     """
-    if version not in NVL72_NIC:
-        raise SpecError(f"nvl72: version={version!r}, must be one of {sorted(NVL72_NIC)}")
-    if num_racks < 1:
-        raise SpecError(f"nvl72: num_racks={num_racks}, must be >= 1")
+    where = "nvl72"
+    check_choice(where, "version", version, NVL72_NIC)
+    check_int(where, "num_racks", num_racks, 1)
+    nic_gbit_s = NVL72_NIC[version] if nic_gbit_s is None else nic_gbit_s
+    _check_fabric(where, num_rails, leaf_down_ports, oversubscription, nic_gbit_s)
     params = dict(version=version, num_racks=num_racks, num_rails=num_rails,
-                  leaf_down_ports=leaf_down_ports, oversubscription=oversubscription)
+                  leaf_down_ports=leaf_down_ports, oversubscription=oversubscription, nic_gbit_s=nic_gbit_s)
     g = new_graph(f"{version}-nvl72x{num_racks}", "nvl72", params, fig.GPU_STEP_LATENCY_S, False)
     gpu_bw = fig.NVLINKS_PER_GPU * fig.NVLINK5_LINK_BW_BYTES_S
     racks = [_add_nvswitch_domain(g, f"r{r}", r, 72, 18, gpu_bw) for r in range(num_racks)]
+    for r in range(num_racks):
+        _add_switch_trays(g, f"r{r}", r, 18)
     if num_racks > 1:
-        add_rail_fabric(g, racks, NVL72_NIC[version], num_rails, leaf_down_ports, oversubscription)
+        add_rail_fabric(g, racks, NIC_BW_BYTES_S[nic_gbit_s], num_rails, leaf_down_ports, oversubscription)
     return g
+
+
+def _add_switch_trays(g: nx.DiGraph, prefix: str, domain: int, num_switches: int) -> None:
+    """One `switch_tray` node per SWITCH_CHIPS_PER_TRAY switch chips, holding them by
+    `contains` edges (not links: routing never enters a tray)."""
+    for t in range(num_switches // SWITCH_CHIPS_PER_TRAY):
+        tray = f"{prefix}.tray{t}"
+        g.add_node(tray, kind="switch_tray", domain=domain, tray=t)
+        for j in range(t * SWITCH_CHIPS_PER_TRAY, (t + 1) * SWITCH_CHIPS_PER_TRAY):
+            add_contains(g, tray, f"{prefix}.sw{j}")
 
 
 def hgx(
@@ -130,22 +152,27 @@ def hgx(
     num_rails: int = 8,
     leaf_down_ports: int = 32,
     oversubscription: float = 1.0,
+    nic_gbit_s: int | None = None,
 ) -> nx.DiGraph:
     """HGX 8-GPU servers (NVSwitch inside: 450 GB/s/dir per GPU on H100/H200, 900 on
-    B200/B300) on a two-tier rail-optimized fat-tree, one NIC per GPU (400 or 800 Gb/s).
+    B200/B300) on a two-tier rail-optimized fat-tree, one NIC per GPU of `nic_gbit_s` (400 or
+    800 Gb/s; default: ConnectX-7 400, ConnectX-8 800 on B300). `oversubscription` o: each
+    leaf has leaf_down_ports / o uplinks.
 
     >>> g = hgx("h100", num_servers=2); sum(1 for _, k in g.nodes(data="kind") if k == "chip")
     16
     """
-    if gpu not in HGX_SYSTEMS:
-        raise SpecError(f"hgx: gpu={gpu!r}, must be one of {sorted(HGX_SYSTEMS)}")
-    if num_servers < 1:
-        raise SpecError(f"hgx: num_servers={num_servers}, must be >= 1")
-    num_switches, gpu_bw, nic_bw = HGX_SYSTEMS[gpu]
+    where = "hgx"
+    check_choice(where, "gpu", gpu, HGX_SYSTEMS)
+    check_int(where, "num_servers", num_servers, 1)
+    num_switches, gpu_bw, default_nic = HGX_SYSTEMS[gpu]
+    nic_gbit_s = default_nic if nic_gbit_s is None else nic_gbit_s
+    _check_fabric(where, num_rails, leaf_down_ports, oversubscription, nic_gbit_s)
+    check_int(where, "num_rails", num_rails, 1, 8)
     params = dict(gpu=gpu, num_servers=num_servers, num_rails=num_rails,
-                  leaf_down_ports=leaf_down_ports, oversubscription=oversubscription)
+                  leaf_down_ports=leaf_down_ports, oversubscription=oversubscription, nic_gbit_s=nic_gbit_s)
     g = new_graph(f"hgx-{gpu}-{num_servers}x8", "hgx", params, fig.GPU_STEP_LATENCY_S, False)
     servers = [_add_nvswitch_domain(g, f"s{s}", s, 8, num_switches, gpu_bw) for s in range(num_servers)]
     if num_servers > 1:
-        add_rail_fabric(g, servers, nic_bw, num_rails, leaf_down_ports, oversubscription)
+        add_rail_fabric(g, servers, NIC_BW_BYTES_S[nic_gbit_s], num_rails, leaf_down_ports, oversubscription)
     return g

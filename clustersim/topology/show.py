@@ -6,6 +6,7 @@ installed; it is not a dependency). `show_topology` is what `clustersim topology
 from __future__ import annotations
 
 import html
+import importlib.util
 import math
 from collections import Counter
 from pathlib import Path
@@ -14,10 +15,11 @@ import networkx as nx
 
 from clustersim.errors import SpecError
 from clustersim.topology.files import load_topology
-from clustersim.topology.graph import chips, num_links
+from clustersim.topology.graph import CONTAINS, chips, num_links
 
 MAX_MINCUT_NODES = 1500
 MAX_DRAW_NODES = 1200
+CUBE = 4  # chips per edge of a TPU v5p/v7 cube
 COLORS = {"chip": "#2b7bb9", "nvswitch": "#e08a1e", "nic": "#7a7a7a", "leaf": "#4d9e4d", "spine": "#9d4d9e",
           "ocs": "#c0392b", "host": "#555", "switch_tray": "#e0b01e"}
 
@@ -28,23 +30,25 @@ def _single_torus(g: nx.DiGraph) -> bool:
 
 
 def torus_bisection_bytes_s(g: nx.DiGraph) -> float:
-    """Cut a torus in half across each dimension; the thinnest cut: lines x (2 if wrapped) x link bw.
+    """Cut a torus in half across each dimension (coordinate < k // 2 on one side) and add the
+    bandwidth of the chip-to-chip links leaving the low half; the thinnest such cut. On a full
+    torus that is lines x (2 if wrapped) x link bw; links missing from an edited file simply
+    do not count.
 
     >>> from clustersim.topology.torus import tpu_slice
     >>> torus_bisection_bytes_s(tpu_slice("v6e")) / 1e12  # 16 rows x 2 wrap cuts x 90 GB/s
     2.88
     """
-    dims, wrap = g.graph["torus_dims"], g.graph["torus_wrap"]
-    n = math.prod(dims)
-    origin = tuple(0 for _ in dims)
-    at = {tuple(c): v for v, c in g.nodes(data="coord")}
+    dims = g.graph["torus_dims"]
+    coord = {n: c for n, c in g.nodes(data="coord") if c is not None and g.nodes[n].get("kind") == "chip"}
     cuts = []
     for d, k in enumerate(dims):
         if k < 2:
             continue
-        step = tuple(1 if e == d else 0 for e in range(len(dims)))
-        bw = g.edges[at[origin], at[step]]["bw_bytes_s"]
-        cuts.append(n // k * (2 if wrap[d] and k > 2 else 1) * bw)
+        cuts.append(sum(
+            data["bw_bytes_s"] for u, v, data in g.edges(data=True)
+            if u in coord and v in coord and coord[u][d] < k // 2 <= coord[v][d]
+        ))
     return min(cuts, default=0.0)
 
 
@@ -99,7 +103,9 @@ def summarize(g: nx.DiGraph) -> dict:
         "chips": len(cs),
         "switches": {k: n for k, n in sorted(kinds.items()) if k != "chip"},
         "links": num_links(g),
-        "links_by_kind": dict(sorted(Counter(d["kind"] for u, v, d in g.edges(data=True) if str(u) < str(v)).items())),
+        "links_by_kind": dict(sorted(Counter(
+            d["kind"] for u, v, d in g.edges(data=True) if d["kind"] != CONTAINS and (str(u) < str(v) or not g.has_edge(v, u))
+        ).items())),
         "bisection_bytes_s": bisection,
         "bisection_method": method,
         "diameter_hops": diameter,
@@ -129,15 +135,60 @@ def _layout(g: nx.DiGraph) -> dict[str, tuple[float, float]]:
     return pos
 
 
+def domains(g: nx.DiGraph) -> list[int]:
+    """The scale-up domains of a topology (NVL72 racks, HGX servers, UltraServers, a slice)."""
+    return sorted({d for n, d in g.nodes(data="domain") if d is not None and g.nodes[n].get("kind") == "chip"})
+
+
+def cube_nodes(g: nx.DiGraph, cube: tuple[int, ...]) -> list[str]:
+    """The chips of 4x4x4 cube `cube` (cube coordinates: chip coordinate // 4) of a 3D TPU
+    slice; SpecError naming the cube and the valid range otherwise.
+
+    >>> from clustersim.topology.torus import tpu_slice
+    >>> len(cube_nodes(tpu_slice("v7", (8, 8, 8)), (1, 0, 1)))
+    64
+    """
+    dims = tuple(g.graph.get("torus_dims") or ())
+    name = g.graph.get("name", "")
+    if g.graph.get("builder") != "tpu_slice" or len(dims) != 3:
+        raise SpecError(f"part=cube:{'.'.join(map(str, cube))}: topology {name!r} is not a 3D TPU slice built of 4x4x4 cubes; "
+                        "use a domain number instead")
+    num = tuple(math.ceil(k / CUBE) for k in dims)
+    if len(cube) != 3 or any(not 0 <= c < m for c, m in zip(cube, num)):
+        valid = ", ".join(f"{axis} in 0..{m - 1}" for axis, m in zip("XYZ", num))
+        raise SpecError(f"part=cube:{'.'.join(map(str, cube))}: topology {name!r} (shape {list(dims)}) has cubes {valid}")
+    return [n for n in chips(g) if tuple(x // CUBE for x in g.nodes[n]["coord"]) == tuple(cube)]
+
+
+def select_part(g: nx.DiGraph, part: str) -> tuple[list[str] | int, str]:
+    """Parse a `--part` value: 'N' (domain N: a rack, server or UltraServer, with its switches
+    and NICs) or 'cube:X.Y.Z' (one 4x4x4 cube of a 3D TPU slice). Returns draw()'s subset."""
+    text = part.strip()
+    if text.startswith("cube:"):
+        try:
+            cube = tuple(int(x) for x in text.removeprefix("cube:").split("."))
+        except ValueError:
+            raise SpecError(f"part={part!r}: a cube is cube:X.Y.Z with integers, e.g. cube:0.0.0") from None
+        return cube_nodes(g, cube), f"cube {'.'.join(map(str, cube))}"
+    try:
+        domain = int(text)
+    except ValueError:
+        raise SpecError(f"part={part!r}: must be a domain number (rack/server/UltraServer) or cube:X.Y.Z") from None
+    return domain, f"domain {domain}"
+
+
 def _pick(g: nx.DiGraph, subset) -> tuple[nx.DiGraph, str]:
     if subset is None:
         if g.number_of_nodes() <= MAX_DRAW_NODES:
             return g, "whole graph"
         if g.graph.get("torus_dims"):
-            keep = [n for n, c in g.nodes(data="coord") if c is not None and all(x < 4 for x in c)]
+            keep = [n for n, c in g.nodes(data="coord") if c is not None and all(x < CUBE for x in c)]
             return g.subgraph(keep), "first 4x4x4 cube (graph too big to draw whole)"
-        subset = 0
-    if isinstance(subset, int):
+        subset = domains(g)[0]
+    if isinstance(subset, int) and not isinstance(subset, bool):
+        valid = domains(g)
+        if subset not in valid:
+            raise SpecError(f"part={subset}: topology {g.graph.get('name')!r} has domains {valid[0]}..{valid[-1]}")
         keep = [n for n, d in g.nodes(data="domain") if d == subset]
         return g.subgraph(keep), f"domain {subset}"
     missing = [n for n in subset if n not in g]
@@ -146,20 +197,34 @@ def _pick(g: nx.DiGraph, subset) -> tuple[nx.DiGraph, str]:
     return g.subgraph(subset), f"{len(subset)} chosen nodes"
 
 
-def draw(g: nx.DiGraph, path: Path, subset=None) -> Path:
-    """Write a picture of `g` (or `subset`: a domain number or a list of nodes) to `path`:
-    .html = self-contained SVG, .png = matplotlib if installed."""
-    path = Path(path)
-    h, what = _pick(g, subset)
-    pos = _layout(h)
-    if path.suffix == ".png":
-        try:
-            import matplotlib  # noqa: PLC0415 (optional)
+PICTURE_SUFFIXES = (".html", ".htm", ".png")
 
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt  # noqa: PLC0415
-        except ImportError as exc:
-            raise SpecError(f"draw: {path}: PNG needs matplotlib (not installed); use an .html path") from exc
+
+def check_picture_path(path: Path) -> None:
+    """SpecError unless `path` ends in .html/.htm, or .png with matplotlib installed (it is
+    optional: not a dependency of clustersim)."""
+    path = Path(path)
+    if path.suffix.lower() not in PICTURE_SUFFIXES:
+        raise SpecError(f"picture={str(path)!r}: suffix {path.suffix or '(none)'!r}, must be one of {list(PICTURE_SUFFIXES)}")
+    if path.suffix.lower() == ".png" and importlib.util.find_spec("matplotlib") is None:
+        raise SpecError(f"picture={str(path)!r}: PNG needs the Python package 'matplotlib', which is not installed "
+                        "(pip install matplotlib), or write an .html picture instead (no extra package)")
+
+
+def draw(g: nx.DiGraph, path: Path, subset=None, what: str | None = None) -> Path:
+    """Write a picture of `g` (or `subset`: a domain number or a list of nodes, titled `what`)
+    to `path`: .html = self-contained SVG, .png = matplotlib if installed."""
+    path = Path(path)
+    check_picture_path(path)
+    h, picked = _pick(g, subset)
+    what = what or picked
+    pos = _layout(h)
+    if path.suffix.lower() == ".png":
+        import matplotlib  # noqa: PLC0415 (optional; check_picture_path found it)
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+
         fig, ax = plt.subplots(figsize=(12, 8))
         nx.draw(h.to_undirected(), pos, ax=ax, node_size=20, width=0.3,
                 node_color=[COLORS.get(k, "#000") for _, k in h.nodes(data="kind")])
@@ -192,9 +257,38 @@ def _gb(x: float) -> str:
     return "n/a" if x != x else f"{x / 1e9:,.1f} GB/s"
 
 
-def show_topology(name_or_path: str | Path, picture: Path | None = None, subset=None) -> str:
-    """Printable summary of a topology file (and write a picture when `picture` is given)."""
+def representation(g: nx.DiGraph) -> list[str]:
+    """Lines saying how the node kinds that are not all nodes here are represented (graph.py)."""
+    cs = chips(g)
+    lines = []
+    trays = Counter(k for _, k in g.nodes(data="kind"))["switch_tray"]
+    if trays:
+        held = sum(1 for _, _, k in g.edges(data="kind") if k == CONTAINS)
+        lines.append(f"trays      {trays} switch_tray nodes hold {held} switch chips by one-way 'contains' edges (not links, never routed)")
+    hosts = Counter((g.nodes[c].get("domain", 0), g.nodes[c]["tray"]) for c in cs if "tray" in g.nodes[c])
+    if hosts:
+        sizes = "/".join(map(str, sorted(set(hosts.values()))))
+        lines.append(f"hosts      {len(hosts)} compute trays of {sizes} chips: the chips' 'tray' attribute, not nodes "
+                     "(a host is not on the NVLink path)")
+    elif g.graph.get("torus_dims"):
+        lines.append("hosts      not nodes (not on the ICI/NeuronLink path)")
+    num_ocs = sum(1 for u, v, k in g.edges(data="kind") if k == "ocs" and str(u) < str(v))
+    if num_ocs or g.graph.get("num_cubes"):
+        lines.append(f"OCS        {num_ocs} optical circuits between {g.graph.get('num_cubes', '?')} cubes, as chip-to-chip links "
+                     "of kind 'ocs' (a configured circuit is a fixed light path), not nodes")
+    return lines
+
+
+def show_topology(name_or_path: str | Path, picture: Path | None = None, part: str | None = None) -> str:
+    """Printable summary of a topology file, and a picture of it (or of one `part`: a domain
+    number or cube:X.Y.Z, see select_part) when `picture` is given. Plain text: print it
+    without markup (the methods are in square brackets)."""
+    if part is not None and picture is None:
+        raise SpecError(f"part={part!r} selects what to draw: give a picture path too (.html, or .png with matplotlib)")
+    if picture is not None:
+        check_picture_path(Path(picture))  # before the (slow) summary
     g = load_topology(name_or_path)
+    subset, what = select_part(g, part) if part is not None else (None, None)
     s = summarize(g)
     lines = [
         f"topology   {s['name']}  ({g.graph.get('source_file', '')})",
@@ -204,10 +298,11 @@ def show_topology(name_or_path: str | Path, picture: Path | None = None, subset=
         f"bisection  {_gb(s['bisection_bytes_s'])} per direction  [{s['bisection_method']}]",
         f"diameter   {s['diameter_hops']} hops  [{s['diameter_method']}]",
         "injection  " + ", ".join(f"{k} {_gb(v)}" for k, v in s["injection_bytes_s"].items()) + " per chip per direction",
+        *representation(g),
     ]
     if picture is not None:
-        lines.append(f"picture    {draw(g, Path(picture), subset)}")
+        lines.append(f"picture    {draw(g, Path(picture), subset, what)}")
     return "\n".join(lines)
 
 
-__all__ = ["draw", "show_topology", "summarize", "torus_bisection_bytes_s", "mincut_bisection_bytes_s"]
+__all__ = ["cube_nodes", "draw", "select_part", "show_topology", "summarize", "torus_bisection_bytes_s", "mincut_bisection_bytes_s"]

@@ -22,7 +22,7 @@ import networkx as nx
 
 from clustersim.errors import SpecError
 from clustersim.topology import figures as fig
-from clustersim.topology.graph import add_link, new_graph
+from clustersim.topology.graph import add_link, check_choice, check_int, new_graph
 from clustersim.topology.nvidia import add_rail_fabric
 
 
@@ -72,12 +72,19 @@ def tpu_slice(version: str = "v5e", shape: tuple[int, ...] | None = None) -> nx.
     >>> tpu_slice("v5e", (4, 4)).out_degree("c1.1")  # 4x4 of a 16x16 pod: mesh, no wrap
     4
     """
-    if version not in fig.TPU_POD_SHAPES:
-        raise SpecError(f"tpu_slice: version={version!r}, must be one of {sorted(fig.TPU_POD_SHAPES)}")
+    check_choice("tpu_slice", "version", version, fig.TPU_POD_SHAPES)
     pod = fig.TPU_POD_SHAPES[version]
-    shape = tuple(int(s) for s in (shape or pod))
-    if len(shape) != len(pod) or any(not 1 <= s <= p for s, p in zip(shape, pod)):
-        raise SpecError(f"tpu_slice: shape={list(shape)} for {version}, must have {len(pod)} dims each in 1..{list(pod)}")
+    shape = pod if shape is None else shape
+    valid = f"must be a list of {len(pod)} integers, each from 1 up to the pod's {list(pod)}, e.g. {[min(4, p) for p in pod]}"
+    if not isinstance(shape, (list, tuple)):
+        raise SpecError(f"tpu_slice: shape={shape!r} for {version}, {valid}")
+    if (
+        len(shape) != len(pod)
+        or not all(isinstance(s, int) and not isinstance(s, bool) for s in shape)
+        or any(not 1 <= s <= p for s, p in zip(shape, pod))
+    ):
+        raise SpecError(f"tpu_slice: shape={list(shape)} for {version}, {valid}")
+    shape = tuple(shape)
     if len(pod) == 2:
         wrap = tuple(s == p for s, p in zip(shape, pod))
         cube = 0
@@ -105,10 +112,10 @@ def trn2(num_chips: int = 64, num_ultraservers: int = 1, leaf_down_ports: int = 
     >>> g = trn2(64); g.out_degree("u0.c0.0.0"), g.number_of_nodes()
     (6, 64)
     """
-    if num_chips not in (16, 64):
-        raise SpecError(f"trn2: num_chips={num_chips}, must be 16 (server) or 64 (UltraServer)")
-    if num_ultraservers < 1:
-        raise SpecError(f"trn2: num_ultraservers={num_ultraservers}, must be >= 1")
+    if num_chips not in (16, 64) or isinstance(num_chips, bool) or not isinstance(num_chips, int):
+        raise SpecError(f"trn2: num_chips={num_chips!r}, must be 16 (server) or 64 (UltraServer)")
+    check_int("trn2", "num_ultraservers", num_ultraservers, 1)
+    check_int("trn2", "leaf_down_ports", leaf_down_ports, 1)
     dims = (4, 4) if num_chips == 16 else (4, 4, 4)
     bw = (fig.TRN2_INTRA_LINK_BW_BYTES_S,) * 2 + ((fig.TRN2_INTER_LINK_BW_BYTES_S,) if num_chips == 64 else ())
     wrap = (True,) * len(dims)
