@@ -16,6 +16,7 @@ import networkx as nx
 
 from clustersim.catalog import Catalog, ChipSpec, ModelSpec, load_catalog, model_from_hf_config
 from clustersim.collectives import GraphComm, PartitionError
+from clustersim.cost.systems import check_cost
 from clustersim.errors import PlacementError, ScenarioError, SpecError
 from clustersim.failures.blast import BlastModel, ReplicaBlast
 from clustersim.failures.plan import FailurePlan, resolve_failures
@@ -128,6 +129,7 @@ def build(scenario: Scenario, where: str = "scenario") -> Built:
     built = Built(scenario, chip, model, replica, capacity, capacity // block_size)
     if scenario.topology is not None:
         built = _place(built, where)
+    check_cost(scenario.cost, chip, replica.num_chips, where)
     plan = resolve_failures(scenario.failures, lambda: blast_model(built), scenario.run.max_sim_s, where)
     return replace(built, failure_plan=plan)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -215,7 +216,7 @@ def main() -> None:
         app()
     except ClusterSimError as exc:
         for line in str(exc).splitlines() or ["error"]:
-            err.print(f"[red]error:[/red] {line}", highlight=False, markup=True, soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(line)}", highlight=False, markup=True, soft_wrap=True)
         sys.exit(2)
 
 

@@ -129,3 +129,19 @@ def test_console_script_exit_code_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "clustersim.cli", "validate", str(path)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "deployment.tp=3" in proc.stderr
+
+
+def test_cost_system_of_another_chip_is_refused_before_the_run(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"model": "llama-3.1-8b", "deployment": {"chip": "H100"},
+                                    "cost": {"system": "tpu-v7-host"}}))
+    code, _, err = cli(["run", str(path), "--out", str(tmp_path / "run"), "--quiet"], capsys)
+    assert code == 2 and "cost.system='tpu-v7-host'" in err and "deployment.chip='H100'" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_error_text_in_brackets_is_printed_as_is(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"model": "llama-3.1-8b", "deployment": {"chip": "[bold]H100"}}))
+    code, _, err = cli(["validate", str(path)], capsys)
+    assert code == 2 and "[bold]H100" in err

@@ -188,6 +188,25 @@ class CostPlan:
     electricity_usd_per_kwh: float
 
 
+def asked_for(cfg: CostConfig) -> bool:
+    """Whether the scenario asked for cost figures explicitly (then a missing system is an
+    error; with all defaults, a chip without figures only makes cost unavailable)."""
+    return bool(cfg.system != "auto" or cfg.mode != "auto" or cfg.facility_power_mw is not None
+                or cfg.overrides.model_dump(exclude_none=True))
+
+
+def check_cost(cfg: CostConfig, chip: ChipSpec, chips_per_replica: int, where: str) -> None:
+    """Resolve the cost section before a run (errors name the field), so a bad one never
+    costs a simulation or a half-written run directory."""
+    if not cfg.enabled:
+        return
+    try:
+        resolve_system(cfg, chip, chips_per_replica, where)
+    except ScenarioError:
+        if asked_for(cfg):
+            raise
+
+
 def resolve_system(cfg: CostConfig, chip: ChipSpec, chips_per_replica: int = 1, where: str = "scenario") -> CostPlan:
     """Pick the system (by name, or from the chip), apply overrides, choose the mode, and
     check that mode has its figures; errors name the `cost.` field and the fix."""

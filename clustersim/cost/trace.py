@@ -40,7 +40,7 @@ from clustersim.cost.config import CostConfig
 from clustersim.cost.model import J_PER_KWH, SECONDS_PER_YEAR, capex_usd_per_s, usd_per_mtok
 from clustersim.cost.plan import plan_from_cost_summary
 from clustersim.cost.schema import COST
-from clustersim.cost.systems import CostPlan, resolve_system
+from clustersim.cost.systems import CostPlan, asked_for, resolve_system
 from clustersim.errors import ScenarioError
 from clustersim.records import ArrowWriter, latency_stats, to_jsonable
 
@@ -169,9 +169,7 @@ def write_cost_trace(
     try:
         plan = resolve_system(cost_cfg, built.chip, chips_per_replica, where)
     except ScenarioError as exc:
-        explicit = (cost_cfg.system != "auto" or cost_cfg.mode != "auto" or cost_cfg.facility_power_mw is not None
-                    or cost_cfg.overrides.model_dump(exclude_none=True))
-        if explicit:
+        if asked_for(cost_cfg):
             raise
         return {"available": False, "reason": str(exc)}
     steps_path = run_dir / "steps.arrow"

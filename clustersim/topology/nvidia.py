@@ -46,16 +46,18 @@ def _check_fabric(where: str, num_rails: object, leaf_down_ports: object, oversu
 
 
 def _add_nvswitch_domain(
-    g: nx.DiGraph, prefix: str, domain: int, num_gpus: int, num_switches: int, gpu_bw_bytes_s: float
+    g: nx.DiGraph, prefix: str, domain: int, num_gpus: int, num_switches: int, gpu_bw_bytes_s: float,
+    gpus_per_tray: int,
 ) -> list[str]:
-    """Add `num_gpus` GPUs each linked to all `num_switches` switch chips; return the GPUs."""
+    """Add `num_gpus` GPUs each linked to all `num_switches` switch chips; return the GPUs.
+    A GPU's `tray` is its host: 4 GPUs per NVL72 compute tray, 8 per HGX server."""
     per_link = gpu_bw_bytes_s / num_switches
     switches = [f"{prefix}.sw{j}" for j in range(num_switches)]
     for j, sw in enumerate(switches):
         g.add_node(sw, kind="nvswitch", domain=domain, tray=j // SWITCH_CHIPS_PER_TRAY, nvls=True)
     gpus = [f"{prefix}.g{i}" for i in range(num_gpus)]
     for i, gpu in enumerate(gpus):
-        g.add_node(gpu, kind="chip", domain=domain, local=i, tray=i // 4)
+        g.add_node(gpu, kind="chip", domain=domain, local=i, tray=i // gpus_per_tray)
         for sw in switches:
             add_link(g, gpu, sw, per_link, fig.NVLINK_LATENCY_S, "nvlink")
     return gpus
@@ -128,7 +130,7 @@ def nvl72(
                   leaf_down_ports=leaf_down_ports, oversubscription=oversubscription, nic_gbit_s=nic_gbit_s)
     g = new_graph(f"{version}-nvl72x{num_racks}", "nvl72", params, fig.GPU_STEP_LATENCY_S, False)
     gpu_bw = fig.NVLINKS_PER_GPU * fig.NVLINK5_LINK_BW_BYTES_S
-    racks = [_add_nvswitch_domain(g, f"r{r}", r, 72, 18, gpu_bw) for r in range(num_racks)]
+    racks = [_add_nvswitch_domain(g, f"r{r}", r, 72, 18, gpu_bw, 4) for r in range(num_racks)]
     for r in range(num_racks):
         _add_switch_trays(g, f"r{r}", r, 18)
     if num_racks > 1:
@@ -172,7 +174,7 @@ def hgx(
     params = dict(gpu=gpu, num_servers=num_servers, num_rails=num_rails,
                   leaf_down_ports=leaf_down_ports, oversubscription=oversubscription, nic_gbit_s=nic_gbit_s)
     g = new_graph(f"hgx-{gpu}-{num_servers}x8", "hgx", params, fig.GPU_STEP_LATENCY_S, False)
-    servers = [_add_nvswitch_domain(g, f"s{s}", s, 8, num_switches, gpu_bw) for s in range(num_servers)]
+    servers = [_add_nvswitch_domain(g, f"s{s}", s, 8, num_switches, gpu_bw, 8) for s in range(num_servers)]
     if num_servers > 1:
         add_rail_fabric(g, servers, NIC_BW_BYTES_S[nic_gbit_s], num_rails, leaf_down_ports, oversubscription)
     return g
