@@ -24,7 +24,7 @@ from clustersim.build import Built, build
 from clustersim.errors import ScenarioError
 from clustersim.cost import write_cost_trace
 from clustersim.failures.attach import FailureHooks, attach_failures
-from clustersim.records import REQUESTS, STEPS, ArrowWriter, WriteStats, request_row, summarize, write_json_atomic
+from clustersim.records import REQUESTS, STEPS, ArrowWriter, WriteStats, request_values, summarize, write_json_atomic
 from clustersim.records.links import write_link_trace
 from clustersim.scenario import Scenario
 from clustersim.serving.batcher import Batcher
@@ -107,7 +107,7 @@ class _Run:
 
     def _record(self, request: Request) -> None:
         """The one terminal record of a request; a closed-loop client then sends its next."""
-        self.requests_out.append(**request_row(request))
+        self.requests_out.append_values(request_values(request))
         self.num_recorded += 1
         if request.status is not Status.UNFINISHED:
             spec = self.source.next_after(request.spec, self.env.now)

@@ -151,20 +151,23 @@ def test_unsafe_value_raises_and_leaves_no_file(tmp_path):
 @settings(max_examples=40, deadline=None)
 @given(
     batch_rows=st.integers(1, 7),
-    chunks=st.lists(st.tuples(st.booleans(), st.integers(0, 9)), max_size=8),
+    chunks=st.lists(st.tuples(st.sampled_from(["extend", "append", "values"]), st.integers(0, 9)), max_size=8),
 )
 def test_any_mix_of_append_and_extend_round_trips(tmp_path_factory, batch_rows, chunks):
     path = tmp_path_factory.mktemp("h") / "h.arrow"
     expected: list[int] = []
     with ArrowWriter(path, SMALL, batch_rows=batch_rows) as w:
-        for use_extend, k in chunks:
+        for how, k in chunks:
             ids = list(range(len(expected), len(expected) + k))
-            if use_extend:
+            if how == "extend":
                 names = [str(i) for i in ids]
                 w.extend({"x_s": np.array(ids, dtype=float) / 2, "n": np.array(ids), "name": names})
-            else:
+            elif how == "append":
                 for i in ids:
                     w.append(x_s=i / 2, n=i, name=str(i))
+            else:
+                for i in ids:
+                    w.append_values((i / 2, i, str(i)))
             expected += ids
             assert w.num_buffered_rows == len(expected) % batch_rows
     table, sizes = _read(path)
@@ -172,6 +175,12 @@ def test_any_mix_of_append_and_extend_round_trips(tmp_path_factory, batch_rows, 
     full, rest = divmod(len(expected), batch_rows)
     assert sizes == [batch_rows] * full + ([rest] if rest else [])
     assert w.stats.num_rows == len(expected)
+
+
+def test_append_values_checks_the_count(tmp_path):
+    with ArrowWriter(tmp_path / "v.arrow", SMALL) as w:
+        with pytest.raises(ValueError, match="2 values, the schema has 3 columns"):
+            w.append_values((1.0, 2))
 
 
 def test_write_json_atomic_replaces_whole_file(tmp_path):

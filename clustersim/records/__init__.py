@@ -4,7 +4,7 @@ A run directory holds `requests.arrow` and `steps.arrow` (schemas in `schemas`),
 `summary.json` and, last, `manifest.json`; every file appears whole or not at all.
 """
 
-from clustersim.records.schemas import REQUESTS, STATUS_VALUES, STEPS, request_row
+from clustersim.records.schemas import REQUESTS, STATUS_VALUES, STEPS, request_row, request_values
 from clustersim.records.summary import latency_stats, littles_law, summarize
 from clustersim.records.writer import ArrowWriter, WriteStats, to_jsonable, write_json_atomic
 
@@ -17,6 +17,7 @@ __all__ = [
     "latency_stats",
     "littles_law",
     "request_row",
+    "request_values",
     "summarize",
     "to_jsonable",
     "write_json_atomic",

@@ -131,32 +131,23 @@ def request_row(req: Request) -> dict[str, Any]:
     >>> row["status"], row["ttft_s"], round(row["tpot_s"], 12), round(row["e2e_s"], 12)
     ('finished', 0.5, 0.2, 1.3)
     """
+    return dict(zip(REQUESTS.names, request_values(req)))
+
+
+def request_values(req: Request) -> tuple:
+    """request_row's values in REQUESTS column order (what the run loop appends per request)."""
     if req.status is None:
         raise ValueError(
-            f"request_row: request {req.request_id} has status=None; set a terminal status "
+            f"request_values: request {req.request_id} has status=None; set a terminal status "
             f"({', '.join(STATUS_VALUES)}) before recording it"
         )
     spec = req.spec
     status = Status(req.status)
     finish_s = float(req.finish_s) if status is Status.FINISHED else math.nan
     first_token_s = float(req.first_token_s)
-    tpot_s = (
-        (finish_s - first_token_s) / (req.num_generated - 1) if req.num_generated >= 2 else math.nan
-    )
-    return {
-        "request_id": spec.request_id,
-        "client_id": spec.client_id,
-        "replica": req.replica,
-        "status": status.value,
-        "arrival_s": float(spec.arrival_s),
-        "first_token_s": first_token_s,
-        "finish_s": finish_s,
-        "num_prompt_tokens": spec.num_prompt_tokens,
-        "num_output_tokens": spec.num_output_tokens,
-        "num_generated_tokens": req.num_generated,
-        "num_preemptions": req.num_preemptions,
-        "num_retries": req.num_retries,
-        "ttft_s": first_token_s - spec.arrival_s,
-        "tpot_s": tpot_s,
-        "e2e_s": finish_s - spec.arrival_s,
-    }
+    generated = req.num_generated
+    tpot_s = (finish_s - first_token_s) / (generated - 1) if generated >= 2 else math.nan
+    arrival_s = float(spec.arrival_s)
+    return (spec.request_id, spec.client_id, req.replica, status.value, arrival_s, first_token_s, finish_s,
+            spec.num_prompt_tokens, spec.num_output_tokens, generated, req.num_preemptions, req.num_retries,
+            first_token_s - spec.arrival_s, tpot_s, finish_s - spec.arrival_s)

@@ -118,7 +118,7 @@ class ArrowWriter:
         # arrays given to extend(), Arrow arrays left over from the last flush. They are
         # converted once per flush, so a small extend() costs a few list appends.
         self._pieces: dict[str, list[Any]] = {name: [] for name in self._names}
-        self._open_rows: dict[str, list[Any]] | None = None  # the list pieces append() fills
+        self._open_rows: list[list[Any]] | None = None  # the list pieces append() fills, schema order
         self._num_buffered = 0
         self._num_written = 0
         self._stats: WriteStats | None = None
@@ -183,12 +183,27 @@ class ArrowWriter:
         """Buffer one row given as `column=value` for every column of the schema."""
         self._check_open()
         self._check_names(row, "append")
-        if self._open_rows is None:
-            self._open_rows = {name: [] for name in self._names}
-            for name in self._names:
-                self._pieces[name].append(self._open_rows[name])
-        for name in self._names:
-            self._open_rows[name].append(row[name])
+        self._append(tuple(row[name] for name in self._names))
+
+    def append_values(self, values: Sequence[Any]) -> None:
+        """Buffer one row given as its values in schema order (the per-request hot path:
+        no name lookups); values are checked when the batch is built, as with append."""
+        self._check_open()
+        if len(values) != len(self._names):
+            raise ValueError(
+                f"ArrowWriter({self.path.name}).append_values: {len(values)} values, the schema has "
+                f"{len(self._names)} columns {list(self._names)}"
+            )
+        self._append(values)
+
+    def _append(self, values: Sequence[Any]) -> None:
+        rows = self._open_rows
+        if rows is None:
+            rows = self._open_rows = [[] for _ in self._names]
+            for name, column in zip(self._names, rows):
+                self._pieces[name].append(column)
+        for column, value in zip(rows, values):
+            column.append(value)
         self._num_buffered += 1
         if self._num_buffered >= self.batch_rows:
             self._flush()

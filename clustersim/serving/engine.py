@@ -48,7 +48,7 @@ class StepSpan:
     plan: StepPlan
     start_s: float
     ends_s: np.ndarray
-    costs: tuple[np.ndarray, ...]  # step_s, flops, hbm_bytes, compute_util, hbm_util per step
+    costs: tuple[np.ndarray, ...] | np.ndarray  # rows: step_s, flops, hbm_bytes, compute_util, hbm_util
     kv_used: np.ndarray | None  # None when no step records are kept
     num_waiting: int
     kv_total: int
@@ -278,10 +278,10 @@ class Engine:
         else:
             if shape.tail is None:
                 costs = self.timer.decode_run(plan.load, shape.num_steps)
-            else:  # step 0 finishes prefills; the rest decode
-                head = self.timer.step(plan.load)
-                rest = self.timer.decode_run(shape.tail, shape.num_steps - 1)
-                costs = tuple(np.concatenate(((first,), others)) for first, others in zip(head, rest))
+            else:  # step 0 finishes prefills; the rest decode (one row per figure)
+                costs = np.empty((5, shape.num_steps))
+                costs[:, 0] = self.timer.step(plan.load)
+                costs[:, 1:] = self.timer.decode_run(shape.tail, shape.num_steps - 1)
             ends = np.cumsum(np.concatenate(((start_s,), costs[0])))[1:]
         return StepSpan(plan, start_s, ends, costs, kv_used, len(self.batcher.waiting), kv.num_total_blocks,
                         shape.tail)
