@@ -93,6 +93,29 @@ def _iter_batches(source: TableSource, columns: tuple[str, ...]) -> Iterator[pa.
             yield reader.get_batch(i).select(list(columns))
 
 
+_FINISHED_COLUMNS = ("finish_s", "ttft_s", "tpot_s", "e2e_s", "num_prompt_tokens", "num_generated_tokens")
+
+
+def _read_requests(requests: TableSource) -> tuple[dict[str, int], float, dict[str, np.ndarray]]:
+    """Status counts, the first arrival, and the finished requests' columns as float64
+    arrays, batch by batch: 48 bytes per finished request stay (exact percentiles need
+    them), nothing per row else."""
+    counts = {s.value: 0 for s in Status}
+    arrival_min = math.inf
+    parts: dict[str, list[np.ndarray]] = {c: [] for c in _FINISHED_COLUMNS}
+    for batch in _iter_batches(requests, _REQUEST_COLUMNS):
+        status = batch.column("status")
+        for item in pc.value_counts(status).to_pylist():
+            counts[str(item["values"])] += int(item["counts"])
+        if batch.num_rows:
+            arrival_min = min(arrival_min, float(pc.min(batch.column("arrival_s")).as_py()))
+        finished = _is(status, Status.FINISHED)
+        for c in _FINISHED_COLUMNS:
+            parts[c].append(_f64(batch.column(c))[finished])
+    columns = {c: np.concatenate(p) if p else np.empty(0) for c, p in parts.items()}
+    return counts, arrival_min, columns
+
+
 def _is(status: pa.ChunkedArray, value: Status) -> np.ndarray:
     """Boolean mask of rows whose status is `value`."""
     return np.asarray(pc.equal(status, value.value).to_numpy(zero_copy_only=False), dtype=bool)
@@ -127,13 +150,6 @@ def _ratio(num: float, den: float | None) -> float | None:
     return num / den
 
 
-def _status_counts(status: pa.ChunkedArray) -> dict[str, int]:
-    counts = {s.value: 0 for s in Status}
-    for item in pc.value_counts(status).to_pylist():
-        counts[str(item["values"])] = int(item["counts"])
-    return counts
-
-
 def summarize(
     requests: TableSource,
     steps: TableSource | None = None,
@@ -154,19 +170,12 @@ def summarize(
         if limit is not None and not limit >= 0:
             raise ValueError(f"summarize: {name}={limit}, must be >= 0 or None")
 
-    table = _read_columns(requests, _REQUEST_COLUMNS)
-    counts = _status_counts(table.column("status"))
-    num_total = table.num_rows
-    finished = _is(table.column("status"), Status.FINISHED)
-    arrival = _f64(table.column("arrival_s"))
-    finish = _f64(table.column("finish_s"))[finished]
-    ttft = _f64(table.column("ttft_s"))[finished]
-    tpot = _f64(table.column("tpot_s"))[finished]
-    e2e = _f64(table.column("e2e_s"))[finished]
-    prompt = _f64(table.column("num_prompt_tokens"))[finished]
-    generated = _f64(table.column("num_generated_tokens"))[finished]
+    counts, arrival_min, finished_columns = _read_requests(requests)
+    num_total = sum(counts.values())
+    finish, ttft, tpot, e2e, prompt, generated = (finished_columns[c] for c in _FINISHED_COLUMNS)
+    num_finished = finish.size
 
-    start_s = float(arrival.min()) if num_total else None
+    start_s = arrival_min if num_total else None
     if start_s is None:
         end_s = None
     elif duration_s is not None:
@@ -179,7 +188,7 @@ def summarize(
     output_tokens = float(generated.sum())
     output_tokens_s = _ratio(output_tokens, window_s)
     throughput = {
-        "requests_s": _ratio(float(finished.sum()), window_s),
+        "requests_s": _ratio(float(num_finished), window_s),
         "input_tokens_s": _ratio(input_tokens, window_s),
         "output_tokens_s": output_tokens_s,
         "total_tokens_s": _ratio(input_tokens + output_tokens, window_s),
