@@ -26,14 +26,17 @@ class LinearTimer:
     per_token_s: float = 1e-4
     per_kv_s: float = 1e-6
 
+    peak_flops_s: float = 1e6
+    peak_bytes_s: float = 1e8
+
     def step(self, load: BatchLoad):
         s = self.base_s + self.per_token_s * load.num_tokens + self.per_kv_s * load.kv_read_tokens
-        return (s, float(load.num_tokens), float(load.kv_read_tokens), 0.5, 0.5)
+        return (s, float(load.num_tokens), float(load.kv_read_tokens))
 
     def decode_run(self, load: BatchLoad, num_steps: int):
         kv = load.kv_read_tokens + np.arange(num_steps, dtype=np.int64) * load.num_seqs
         s = self.base_s + self.per_token_s * load.num_tokens + self.per_kv_s * kv
-        return (s, np.full(num_steps, float(load.num_tokens)), kv.astype(float), np.full(num_steps, 0.5), np.full(num_steps, 0.5))
+        return (s, np.full(num_steps, float(load.num_tokens)), kv.astype(float))
 
 
 @dataclass

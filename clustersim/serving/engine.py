@@ -15,6 +15,7 @@ would be.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -26,18 +27,22 @@ from simpy.core import NORMAL, URGENT
 from clustersim.perf.load import BatchLoad
 from clustersim.serving.batcher import NO_SPAN, Batcher, DecodeSpan, StepPlan
 from clustersim.serving.request import Request
+from clustersim.serving.timing import utilization
 
 
 class StepTimer(Protocol):
     """How long steps take on one replica (a pure perf model behind a narrow interface)."""
 
-    def step(self, load: BatchLoad) -> tuple[float, float, float, float, float]:
-        """(step_s, flops, hbm_bytes, compute_util, hbm_util) of one step."""
+    peak_flops_s: float  # the replica's, for utilization in the step records
+    peak_bytes_s: float
+
+    def step(self, load: BatchLoad) -> tuple[float, float, float]:
+        """(step_s, flops, hbm_bytes) of one step."""
         ...
 
-    def decode_run(self, load: BatchLoad, num_steps: int) -> tuple[np.ndarray, ...]:
-        """Arrays (step_s, flops, hbm_bytes, compute_util, hbm_util) for num_steps decode
-        steps starting at `load`, each equal to `step` on the successive loads."""
+    def decode_run(self, load: BatchLoad, num_steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Arrays (step_s, flops, hbm_bytes) for num_steps decode steps starting at `load`,
+        each equal to `step` on the successive loads."""
         ...
 
 
@@ -48,11 +53,12 @@ class StepSpan:
     plan: StepPlan
     start_s: float
     ends_s: np.ndarray
-    costs: tuple[np.ndarray, ...] | np.ndarray  # rows: step_s, flops, hbm_bytes, compute_util, hbm_util
+    costs: tuple[np.ndarray, ...] | np.ndarray  # rows: step_s, flops, hbm_bytes per step
     kv_used: np.ndarray | None  # None when no step records are kept
     num_waiting: int
     kv_total: int
     tail: BatchLoad | None = None  # load of steps 1.. when step 0 (which ends prefills) differs
+    peaks: tuple[float, float] = (math.nan, math.nan)  # the replica's peak FLOP/s and HBM bytes/s
 
     def counts(self, num_done: int) -> dict[str, np.ndarray]:
         """Per-step token and sequence counts of the first num_done steps."""
@@ -73,7 +79,7 @@ StepSink = Callable[[int, StepSpan, int], None]
 
 def span_columns(replica_id: int, span: StepSpan, num_done: int) -> dict[str, np.ndarray]:
     """The steps.arrow columns of a span's first num_done steps."""
-    step_s, flops, hbm_bytes, compute_util, hbm_util = (c[:num_done] for c in span.costs)
+    step_s, flops, hbm_bytes = (span.costs[row][:num_done] for row in range(3))
     counts = span.counts(num_done)
     return {
         "start_s": np.concatenate(([span.start_s], span.ends_s[: num_done - 1])),
@@ -84,8 +90,8 @@ def span_columns(replica_id: int, span: StepSpan, num_done: int) -> dict[str, np
         "num_decode_tokens": counts["num_decode_tokens"],
         "flops": flops,
         "hbm_bytes": hbm_bytes,
-        "compute_util": compute_util.astype(np.float32),
-        "hbm_util": hbm_util.astype(np.float32),
+        "compute_util": utilization(flops, step_s, span.peaks[0]),
+        "hbm_util": utilization(hbm_bytes, step_s, span.peaks[1]),
         "kv_blocks_used": span.kv_used[:num_done].astype(np.int32),
         "kv_blocks_total": np.full(num_done, span.kv_total, dtype=np.int32),
         "num_waiting": np.full(num_done, span.num_waiting, dtype=np.int32),
@@ -129,6 +135,7 @@ class Engine:
         self._stepping = False  # waiting on a step (or span) end
         self._generation = 0  # the live end-of-span event carries this; older ones are stale
         self._clock = 0.0
+        self._peaks = (timer.peak_flops_s, timer.peak_bytes_s) if on_steps is not None else (math.nan, math.nan)
 
     # The engine is a small state machine driven by callbacks on scheduled SimPy events
     # (a generator process costs an Interrupt and a resume per arrival on a busy replica).
@@ -270,21 +277,21 @@ class Engine:
         kv = self.batcher.kv
         kv_used = shape.kv_used
         if shape.num_steps == 1:
-            values = np.array(self.timer.step(plan.load))
-            costs = (values[0:1], values[1:2], values[2:3], values[3:4], values[4:5])
+            step_s, flops, hbm_bytes = self.timer.step(plan.load)
+            costs = np.array(((step_s,), (flops,), (hbm_bytes,)))
             if self.on_steps is not None:
                 kv_used = np.array([kv.num_used_blocks])
-            ends = np.array([start_s + values[0]])
+            ends = np.array([start_s + step_s])
         else:
             if shape.tail is None:
                 costs = self.timer.decode_run(plan.load, shape.num_steps)
             else:  # step 0 finishes prefills; the rest decode (one row per figure)
-                costs = np.empty((5, shape.num_steps))
+                costs = np.empty((3, shape.num_steps))
                 costs[:, 0] = self.timer.step(plan.load)
                 costs[:, 1:] = self.timer.decode_run(shape.tail, shape.num_steps - 1)
             ends = np.cumsum(np.concatenate(((start_s,), costs[0])))[1:]
         return StepSpan(plan, start_s, ends, costs, kv_used, len(self.batcher.waiting), kv.num_total_blocks,
-                        shape.tail)
+                        shape.tail, self._peaks)
 
     def _commit(self, span: StepSpan, num_done: int) -> None:
         end_s = float(span.ends_s[num_done - 1])

@@ -1,6 +1,7 @@
 """The engine's StepTimer backed by the perf model of one replica.
 
-Utilizations are derived here from flops and bytes with one formula for single steps and
+Utilizations are not computed per step here: the step records derive them in bulk from
+flops, bytes and the peaks below (`utilization`), one formula for single steps and
 fast-forwarded spans alike, so both paths give bitwise-equal records.
 """
 
@@ -16,33 +17,31 @@ from clustersim.perf.load import BatchLoad
 
 @dataclass(slots=True)
 class PerfTimer:
-    """StepTimer for `replica`: (step_s, flops, hbm_bytes, compute_util, hbm_util)."""
+    """StepTimer for `replica`: (step_s, flops, hbm_bytes) per step, and the replica's peak
+    FLOP/s and HBM bytes/s, from which the step records derive utilization."""
 
     replica: ReplicaPerf
-    _peak_flops_s: float = field(init=False)
-    _peak_bytes_s: float = field(init=False)
+    peak_flops_s: float = field(init=False)
+    peak_bytes_s: float = field(init=False)
 
     def __post_init__(self) -> None:
         chips = self.replica.num_chips
-        self._peak_flops_s = self.replica.chip.peak_flops_s(self.replica.weight_dtype) * chips
-        self._peak_bytes_s = self.replica.chip.hbm_bw_bytes_s * chips
+        self.peak_flops_s = self.replica.chip.peak_flops_s(self.replica.weight_dtype) * chips
+        self.peak_bytes_s = self.replica.chip.hbm_bw_bytes_s * chips
 
-    def step(self, load: BatchLoad) -> tuple[float, float, float, float, float]:
+    def step(self, load: BatchLoad) -> tuple[float, float, float]:
         cost = step_cost(self.replica, load)
-        return (
-            cost.step_s,
-            cost.flops,
-            cost.hbm_bytes,
-            cost.flops / (cost.step_s * self._peak_flops_s),
-            cost.hbm_bytes / (cost.step_s * self._peak_bytes_s),
-        )
+        return cost.step_s, cost.flops, cost.hbm_bytes
 
-    def decode_run(self, load: BatchLoad, num_steps: int) -> tuple[np.ndarray, ...]:
+    def decode_run(self, load: BatchLoad, num_steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         run = decode_run_costs(self.replica, load, num_steps)
-        return (
-            run.step_s,
-            run.flops,
-            run.hbm_bytes,
-            run.flops / (run.step_s * self._peak_flops_s),
-            run.hbm_bytes / (run.step_s * self._peak_bytes_s),
-        )
+        return run.step_s, run.flops, run.hbm_bytes
+
+
+def utilization(amount: np.ndarray, step_s: np.ndarray, peak: np.ndarray | float) -> np.ndarray:
+    """Fraction of peak used over each step: amount / (step_s x peak), as float32 records.
+
+    >>> utilization(np.array([50.0]), np.array([0.5]), 200.0)
+    array([0.5], dtype=float32)
+    """
+    return (amount / (step_s * peak)).astype(np.float32)
