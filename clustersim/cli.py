@@ -35,23 +35,28 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Run one scenario and write requests.arrow, steps.arrow, summary.json, manifest.json."""
+    from clustersim.checks import source_error
+    from clustersim.errors import TraceError
     from clustersim.scenario import load_scenario
     from clustersim.simulate import simulate
 
     if seed is not None and seed < 0:
         raise ClusterSimError(f"--seed={seed}, must be an integer >= 0")
     loaded = load_scenario(scenario, {"seed": seed} if seed is not None else None)
-    if quiet:
-        result = simulate(loaded, out_dir, where=str(scenario))
-    else:
-        with Progress(TextColumn("simulated"), BarColumn(), TextColumn("{task.fields[now]}"), TimeElapsedColumn(), console=err, transient=True) as bar:
-            task = bar.add_task("sim", total=1.0, now="")
-            result = simulate(
-                loaded,
-                out_dir,
-                progress=lambda now, total: bar.update(task, completed=now / total if total else 1.0, now=f"{now:,.1f} s"),
-                where=str(scenario),
-            )
+    try:
+        if quiet:
+            result = simulate(loaded, out_dir, where=str(scenario))
+        else:
+            with Progress(TextColumn("simulated"), BarColumn(), TextColumn("{task.fields[now]}"), TimeElapsedColumn(), console=err, transient=True) as bar:
+                task = bar.add_task("sim", total=1.0, now="")
+                result = simulate(
+                    loaded,
+                    out_dir,
+                    progress=lambda now, total: bar.update(task, completed=now / total if total else 1.0, now=f"{now:,.1f} s"),
+                    where=str(scenario),
+                )
+    except TraceError as exc:  # the request source reads the trace before the run directory is touched
+        raise source_error(exc, loaded, str(scenario)) from None
     _print_summary(result.summary)
     out.print(f"wrote {result.out_dir}  ({result.num_requests} requests, {result.num_steps} engine steps, {result.wall_s:.1f} s wall)")
 
@@ -128,11 +133,12 @@ def compare(
 
 @app.command()
 def validate(scenario: Path = typer.Argument(..., help="Scenario YAML to check.")) -> None:
-    """Check a scenario (schema, catalog names, parallelism, memory fit) without running it."""
-    from clustersim.build import build
+    """Check a scenario as `run` would before simulating (schema, catalog names, parallelism,
+    memory fit, every trace row), without writing anything."""
+    from clustersim.checks import check_inputs
     from clustersim.scenario import load_scenario
 
-    built = build(load_scenario(scenario), str(scenario))
+    built = check_inputs(load_scenario(scenario), str(scenario))
     out.print(
         f"{scenario}: ok — {built.scenario.deployment.num_replicas} x {built.replica.num_chips} {built.chip.name} "
         f"serving {built.model.name}, KV capacity {built.kv_capacity_tokens:,} tokens per replica"

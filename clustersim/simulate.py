@@ -224,10 +224,13 @@ RUN_FILES = ("manifest.json", "summary.json", "requests.arrow", "steps.arrow", "
 def _prepare_out_dir(out: Path) -> None:
     """Create the run directory; an old manifest goes first so a half-rewritten run never looks whole."""
     if out.exists() and not out.is_dir():
-        raise ScenarioError(f"--out {out}: exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
-    for name in RUN_FILES:  # a rerun never leaves an earlier run's files beside its own
-        (out / name).unlink(missing_ok=True)
+        raise ScenarioError(f"--out {out}: exists and is not a directory; name a new or existing directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name in RUN_FILES:  # a rerun never leaves an earlier run's files beside its own
+            (out / name).unlink(missing_ok=True)
+    except OSError as exc:  # a parent that is a file, no permission, read-only disk
+        raise ScenarioError(f"--out {out}: cannot create the run directory ({exc.strerror or exc}); name a writable directory") from None
 
 
 def _advance(env: simpy.Environment, horizon_s: float | None, expected_s: float, progress: ProgressFn | None) -> None:

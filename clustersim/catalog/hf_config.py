@@ -6,6 +6,10 @@ gpt_oss configs use. Conventions, chosen to match how those models run:
 - MLA (a config with `kv_lora_rank`): head_dim = qk_nope_head_dim + qk_rope_head_dim, the
   per-head width of q and k; num_kv_heads = num_heads (every head gets its own k and v
   once the latent is expanded).
+- A config must say what it is: MLA keys (`q_lora_rank`, `qk_rope_head_dim`, ...) without
+  `kv_lora_rank`, or MoE keys (`num_experts_per_tok`, `moe_intermediate_size`, ...) without
+  an expert count, are errors, not a silent MHA or dense model (a truncated or hand-edited
+  config would otherwise simulate the wrong architecture).
 - MoE expert FFN width: `moe_intermediate_size`, else `intermediate_size` (Mixtral and
   gpt-oss size their experts with intermediate_size).
 - Dense FFN layers in an MoE model are counted (first_k_dense_replace, mlp_only_layers,
@@ -57,6 +61,7 @@ def model_from_hf_config(config: Mapping[str, Any] | str | Path, name: str, sour
     if not isinstance(config, Mapping):
         raise SpecError(f"{source}: top level is {type(config).__name__}, expected a JSON object (config.json)")
     cfg = _Config(config, source)
+    _check_complete(cfg)
 
     num_layers = cfg.int("num_hidden_layers")
     hidden = cfg.int("hidden_size")
@@ -120,6 +125,30 @@ def model_from_hf_config(config: Mapping[str, Any] | str | Path, name: str, sour
     )
     check_model(spec, source)
     return spec
+
+
+MLA_KEYS: Final = ("q_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim")
+"""Keys only a multi-head latent attention config has; they need `kv_lora_rank`."""
+MOE_KEYS: Final = ("num_experts_per_tok", "experts_per_token", "moe_intermediate_size", "n_shared_experts")
+"""Keys only a mixture-of-experts config has; they need an expert count (EXPERT_COUNT_KEYS)."""
+EXPERT_COUNT_KEYS: Final = ("n_routed_experts", "num_local_experts", "num_experts")
+
+
+def _check_complete(cfg: _Config) -> None:
+    """Refuse a config whose MLA or MoE keys lack the key that switches the feature on."""
+    mla = [key for key in MLA_KEYS if cfg.get(key) is not None]
+    if mla and cfg.get("kv_lora_rank") is None:
+        raise SpecError(
+            f"{cfg.source}: has MLA key(s) {', '.join(mla)} but no 'kv_lora_rank'; add kv_lora_rank "
+            f"(an integer >= 1: the latent KV width) for multi-head latent attention, or remove {', '.join(mla)}"
+        )
+    moe = [key for key in MOE_KEYS if cfg.get(key) is not None]
+    if moe and not any(cfg.get(key) is not None for key in EXPERT_COUNT_KEYS):
+        raise SpecError(
+            f"{cfg.source}: has MoE key(s) {', '.join(moe)} but no expert count; add one of "
+            f"{', '.join(EXPERT_COUNT_KEYS)} (an integer: routed experts per MoE layer, 0 for a dense model), "
+            f"or remove {', '.join(moe)}"
+        )
 
 
 class _Config:

@@ -92,7 +92,13 @@ def _bucket(times: np.ndarray, bucket_s: float) -> np.ndarray:
 def _scan_steps(path: Path, bucket_s: float, how: str, sums: _Buckets) -> dict[str, float]:
     """Stream steps.arrow batch by batch into bucket sums; return run-wide totals."""
     tot = dict.fromkeys(("step_s", "seqs_s", "in_share_s", "kv_full_s", "end_s", "decode", "sampled"), 0.0)
-    reader = pa.ipc.open_file(pa.memory_map(os.fspath(path)))
+    with pa.OSFile(os.fspath(path)) as handle:  # plain reads: a memory map's touched pages stay resident
+        _scan_batches(pa.ipc.open_file(handle), bucket_s, how, sums, tot)
+    return tot
+
+
+def _scan_batches(reader: pa.ipc.RecordBatchFileReader, bucket_s: float, how: str, sums: _Buckets,
+                  tot: dict[str, float]) -> None:
     has_sampled = "num_sampled" in reader.schema.names
     for i in range(reader.num_record_batches):
         batch = reader.get_batch(i)
@@ -133,7 +139,6 @@ def _scan_steps(path: Path, bucket_s: float, how: str, sums: _Buckets) -> dict[s
         tot["end_s"] = max(tot["end_s"], float(end.max()))
         tot["decode"] += float(decode.sum())
     tot["has_sampled"] = float(has_sampled)
-    return tot
 
 
 def _read_requests(path: Path) -> dict[str, np.ndarray]:

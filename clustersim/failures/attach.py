@@ -67,9 +67,9 @@ class FailureHooks:
     def finish(self, requests_path: str | Path, horizon_s: float) -> dict[str, Any]:
         """Close events.arrow and return summary["failures"] (see records.failure_summary)."""
         stats = self.events_out.close()
-        with pa.memory_map(str(self.events_out.path)) as src:
+        with pa.OSFile(str(self.events_out.path)) as src:
             events = pa.ipc.open_file(src).read_all()
-        with pa.memory_map(str(requests_path)) as src:
+        with pa.OSFile(str(requests_path)) as src:
             requests = pa.ipc.open_file(src).read_all()
         lost = sum(e.num_lost_tokens for e in self.engines)
         out = failure_summary(events, requests, len(self.engines), horizon_s, lost)

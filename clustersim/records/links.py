@@ -113,7 +113,7 @@ def write_link_trace(
     per_tokens: dict[tuple[int, int], dict[tuple[str, str], float]] = {}
     held: dict[int, dict[tuple[str, str], float]] = {}
     with ArrowWriter(path, LINKS, metadata={"topology": str(graph.graph.get("name", ""))}) as writer:
-        with pa.memory_map(str(steps_path)) as source:
+        with pa.OSFile(str(steps_path)) as source:  # not a memory map: touched pages would stay resident
             reader = pa.ipc.open_file(source)
             for index in range(reader.num_record_batches):
                 batch = reader.get_batch(index)

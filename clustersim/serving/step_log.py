@@ -21,7 +21,7 @@ class StepLog:
     """StepSink that batches spans into column arrays for an ArrowWriter."""
 
     writer: ArrowWriter
-    flush_every: int = 4096
+    flush_every: int = 1024
     _pending: list[tuple[int, StepSpan, int]] = field(default_factory=list)
 
     def __call__(self, replica_id: int, span: StepSpan, num_done: int) -> None:
