@@ -35,28 +35,23 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Run one scenario and write requests.arrow, steps.arrow, summary.json, manifest.json."""
-    from clustersim.checks import source_error
-    from clustersim.errors import TraceError
     from clustersim.scenario import load_scenario
     from clustersim.simulate import simulate
 
     if seed is not None and seed < 0:
         raise ClusterSimError(f"--seed={seed}, must be an integer >= 0")
     loaded = load_scenario(scenario, {"seed": seed} if seed is not None else None)
-    try:
-        if quiet:
-            result = simulate(loaded, out_dir, where=str(scenario))
-        else:
-            with Progress(TextColumn("simulated"), BarColumn(), TextColumn("{task.fields[now]}"), TimeElapsedColumn(), console=err, transient=True) as bar:
-                task = bar.add_task("sim", total=1.0, now="")
-                result = simulate(
-                    loaded,
-                    out_dir,
-                    progress=lambda now, total: bar.update(task, completed=now / total if total else 1.0, now=f"{now:,.1f} s"),
-                    where=str(scenario),
-                )
-    except TraceError as exc:  # the request source reads the trace before the run directory is touched
-        raise source_error(exc, loaded, str(scenario)) from None
+    if quiet:
+        result = simulate(loaded, out_dir, where=str(scenario))
+    else:
+        with Progress(TextColumn("simulated"), BarColumn(), TextColumn("{task.fields[now]}"), TimeElapsedColumn(), console=err, transient=True) as bar:
+            task = bar.add_task("sim", total=1.0, now="")
+            result = simulate(
+                loaded,
+                out_dir,
+                progress=lambda now, total: bar.update(task, completed=now / total if total else 1.0, now=f"{now:,.1f} s"),
+                where=str(scenario),
+            )
     _print_summary(result.summary)
     out.print(f"wrote {result.out_dir}  ({result.num_requests} requests, {result.num_steps} engine steps, {result.wall_s:.1f} s wall)")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import platform
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import simpy
 
 import clustersim
 from clustersim.build import Built, build
+from clustersim.checks import check_source
 from clustersim.errors import ScenarioError
 from clustersim.cost import write_cost_trace
 from clustersim.failures.attach import FailureHooks, attach_failures
@@ -28,13 +29,13 @@ from clustersim.records import REQUESTS, STEPS, ArrowWriter, WriteStats, request
 from clustersim.records.links import write_link_trace
 from clustersim.scenario import Scenario
 from clustersim.serving.batcher import Batcher
-from clustersim.serving.clock import arrival_timeout
+from clustersim.serving.clock import ArrivalFeed
 from clustersim.serving.engine import Engine
 from clustersim.serving.kv_cache import KVCache
-from clustersim.serving.request import Request, RequestSpec, Status
+from clustersim.serving.request import Request, Status
 from clustersim.serving.cluster import Cluster
 from clustersim.serving.router import Router
-from clustersim.serving.sources import RequestSource, make_source
+from clustersim.serving.sources import RequestSource
 from clustersim.serving.step_log import StepLog
 from clustersim.serving.timing import PerfTimer
 
@@ -96,14 +97,7 @@ class _Run:
         self.num_recorded = 0
 
     def start(self) -> None:
-        self.env.process(self._arrivals(self.source.initial()))
-
-    def _arrivals(self, specs: Iterable[RequestSpec]) -> Any:
-        """Release requests at their arrival times (arrival priority: see serving.clock)."""
-        for spec in specs:
-            if spec.arrival_s > self.env.now:
-                yield arrival_timeout(self.env, spec.arrival_s - self.env.now)
-            self.cluster.arrive(spec)
+        ArrivalFeed(self.env, self.source.initial(), self.cluster.arrive)
 
     def _record(self, request: Request) -> None:
         """The one terminal record of a request; a closed-loop client then sends its next."""
@@ -112,7 +106,7 @@ class _Run:
         if request.status is not Status.UNFINISHED:
             spec = self.source.next_after(request.spec, self.env.now)
             if spec is not None:
-                self.env.process(self._arrivals((spec,)))
+                ArrivalFeed(self.env, (spec,), self.cluster.arrive)
 
     def finish(self, horizon_s: float | None) -> None:
         """Close the books: spans cut at the horizon, unfinished requests recorded."""
@@ -133,7 +127,7 @@ def simulate(scenario: Scenario, out_dir: str | Path, progress: ProgressFn | Non
     built = build(scenario, where)
     out = Path(out_dir)
     # inputs (trace files included) are read before the run directory is touched
-    source = make_source(scenario, rng_for(scenario.seed, "workload"), rng_for(scenario.seed, "lengths"))
+    source = check_source(scenario, where)
     _prepare_out_dir(out)
     run = _Run(built, source, out)
     hooks = attach_failures(run, scenario.failures, out)

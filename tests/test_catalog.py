@@ -414,6 +414,58 @@ def test_hf_config_reads_moe_mla_and_quantization():
         model_from_hf_config(config | {"quantization_config": {"quant_method": "gguf"}}, name="x")
 
 
+MLA_CONFIG = {
+    "num_hidden_layers": 4, "hidden_size": 512, "num_attention_heads": 8, "intermediate_size": 1024,
+    "vocab_size": 1000, "max_position_embeddings": 4096, "kv_lora_rank": 64, "q_lora_rank": 96,
+    "qk_rope_head_dim": 16, "qk_nope_head_dim": 32, "v_head_dim": 32, "n_routed_experts": 16,
+    "num_experts_per_tok": 2, "moe_intermediate_size": 128, "n_shared_experts": 1,
+}
+
+
+@pytest.mark.parametrize("dropped, named", [
+    ("kv_lora_rank", r"MLA key\(s\) q_lora_rank, qk_rope_head_dim, qk_nope_head_dim, v_head_dim but no 'kv_lora_rank'"),
+    ("n_routed_experts", r"MoE key\(s\) num_experts_per_tok, moe_intermediate_size, n_shared_experts but no expert count; "
+                         r"add one of n_routed_experts, num_local_experts, num_experts"),
+])
+def test_hf_config_with_half_an_architecture_is_refused(tmp_path, dropped, named):
+    # A DeepSeek-style config missing the key that switches MLA (or MoE) on must not load as
+    # plain MHA (or a dense model): that would simulate a different, much larger KV cache.
+    config = {k: v for k, v in MLA_CONFIG.items() if k != dropped}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(SpecError, match=rf"config\.json: has {named}"):
+        model_from_hf_config(path, name="x")
+
+
+@settings(max_examples=30, deadline=None)
+@given(mla=st.lists(st.sampled_from(["q_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim"]), unique=True),
+       moe=st.lists(st.sampled_from(["num_experts_per_tok", "moe_intermediate_size", "n_shared_experts"]), unique=True))
+def test_hf_config_feature_keys_need_their_switch(mla, moe):
+    # any non-empty subset of MLA keys without kv_lora_rank, or of MoE keys without an expert count, is an error;
+    # the same keys set to null (as HF writes unset options) are ignored
+    config = _tiny_hf_config() | {key: 8 for key in mla + moe}
+    if not mla and not moe:
+        assert model_from_hf_config(config, name="x").attention in ("mha", "gqa")
+    else:
+        with pytest.raises(SpecError, match="kv_lora_rank" if mla else "expert count"):
+            model_from_hf_config(config, name="x")
+    nulls = _tiny_hf_config() | {key: None for key in mla + moe}
+    assert not model_from_hf_config(nulls, name="x").is_moe
+
+
+def test_every_shared_hf_config_loads():
+    models_dir = _shared_models_dir()
+    if models_dir is None:
+        pytest.skip("shared/data/models not present beside the checkout")
+    configs = sorted(models_dir.glob("*.json"))
+    assert configs
+    for path in configs:
+        spec = model_from_hf_config(path, name=path.stem)
+        raw = json.loads(path.read_text())
+        assert (spec.attention == "mla") == ("kv_lora_rank" in raw)
+        assert spec.is_moe == any(raw.get(k) for k in ("n_routed_experts", "num_local_experts", "num_experts"))
+
+
 def test_public_api_types():
     catalog = load_catalog()
     assert isinstance(catalog, Catalog)
