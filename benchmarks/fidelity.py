@@ -3,6 +3,7 @@
     /work/venv/bin/python benchmarks/fidelity.py                 # evaluate with the packaged factors
     /work/venv/bin/python benchmarks/fidelity.py --cv            # + 5-fold cross-validated error of the fit
     /work/venv/bin/python benchmarks/fidelity.py --fit --write   # refit efficiency.yaml, then evaluate
+    /work/venv/bin/python benchmarks/fidelity.py --fit --write --family aws-neuron   # refit one family only
 
 Prints the per-row table, the median absolute % error per family (NVIDIA, AMD, TPU, Neuron)
 and overall, coverage, and with --cv the cross-validated median error over the fit rows
@@ -48,6 +49,8 @@ def main() -> int:
     parser.add_argument("--fit", action="store_true", help="refit the efficiency factors on the fit rows")
     parser.add_argument("--write", action="store_true", help="with --fit: write the fitted factors to efficiency.yaml")
     parser.add_argument("--cv", action="store_true", help="5-fold cross-validated error of the fit")
+    parser.add_argument("--family", action="append", default=None,
+                        help="with --fit: refit only this chip family (repeatable); the others keep efficiency.yaml")
     parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--quiet", action="store_true", help="summary tables only")
     args = parser.parse_args()
@@ -62,7 +65,13 @@ def main() -> int:
     if args.fit or args.cv:
         data = fit_data(mapped, catalog, priors)
     if args.fit:
+        if args.family:
+            unknown = sorted(set(args.family) - set(data))
+            if unknown:
+                parser.error(f"--family {unknown}: no fit rows; families with fit rows: {sorted(data)}")
+            data = {f: d for f, d in data.items() if f in args.family}
         fitted = fit(mapped, catalog, priors, data)
+        fitted = {f: (e if f in data else table[f]) for f, e in fitted.items()}
         today = datetime.date.today().isoformat()
         provenance = {}
         for family, d in data.items():

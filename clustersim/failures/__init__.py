@@ -4,7 +4,7 @@ the topology, the SimPy injector, events.arrow and the failure summary.
 Layout: spec (classes from data/components.yaml), schedule (pure sampling), blast (pure
 effect of dead components on a placed topology), injector (SimPy process), records
 (EVENTS schema, failure_summary), config (scenario `failures:` section), plan (the section
-checked against the deployment by build()), attach (wiring). See docs/failures.md.
+checked against the deployment by build()), attach (wiring). See README.md in this folder.
 """
 
 from clustersim.failures.blast import BlastModel, Effect, ReplicaBlast, blast_radius, components_of

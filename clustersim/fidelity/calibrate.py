@@ -12,7 +12,10 @@ Procedure (deterministic: no randomness, fixed starting point and iteration budg
 2. Per chip family, parameters: compute and memory (fractions, mapped through a logistic
    onto [0.05, 0.95]) and step_overhead_s (log, within [1e-5, 0.05] s); attention_compute
    keeps its prior ratio to compute. A family with fewer than FULL_FIT_MIN_SETUPS distinct
-   fit setups fits compute and memory only; with one setup, a single common scale.
+   fit setups fits compute and memory only; with one setup, a single common scale. A family
+   with at least COMM_FIT_MIN_SETUPS setups also fits comm_latency_s (log, within
+   [COMM_LATENCY_LO_S, COMM_LATENCY_HI_S]): the alpha of one collective step, which only
+   setups spanning several TP degrees and layer counts separate from step_overhead_s.
 3. Loss: mean over the family's fit rows of the Cauchy loss log(1 + (e / 0.25)^2) of the
    log error e = ln(predicted / measured) (robust to the few rows whose engine setting we
    cannot know), plus REGULARIZATION x squared distance from the priors in the transformed
@@ -48,11 +51,13 @@ from clustersim.serving.timing import PerfTimer
 
 FIT_MODES = ("offline", "batch", "prefill", "decode")
 FULL_FIT_MIN_SETUPS = 4
+COMM_FIT_MIN_SETUPS = 32
 REGULARIZATION = 0.02
 CAUCHY_SCALE = 0.25
 MAX_EVALS = 160
 FRACTION_LO, FRACTION_HI = 0.05, 0.95
 OVERHEAD_LO_S, OVERHEAD_HI_S = 1e-5, 0.05
+COMM_LATENCY_LO_S, COMM_LATENCY_HI_S = 2e-7, 2e-5
 
 
 class _RecordingTimer:
@@ -138,35 +143,55 @@ def _from_overhead(z: float) -> float:
     return min(max(math.exp(max(min(z, 10.0), -50.0)), OVERHEAD_LO_S), OVERHEAD_HI_S)
 
 
-def num_params(num_setups: int) -> int:
-    """Parameters fitted for a family with `num_setups` distinct fit setups (1, 2 or 3).
+def _to_comm_latency(value: float) -> float:
+    return math.log(min(max(value, COMM_LATENCY_LO_S), COMM_LATENCY_HI_S))
 
-    >>> num_params(1), num_params(3), num_params(4)
-    (1, 2, 3)
+
+def _from_comm_latency(z: float) -> float:
+    return min(max(math.exp(max(min(z, 10.0), -50.0)), COMM_LATENCY_LO_S), COMM_LATENCY_HI_S)
+
+
+def num_params(num_setups: int) -> int:
+    """Parameters fitted for a family with `num_setups` distinct fit setups (1 to 4).
+
+    >>> num_params(1), num_params(3), num_params(4), num_params(32)
+    (1, 2, 3, 4)
     """
-    return 1 if num_setups <= 1 else (2 if num_setups < FULL_FIT_MIN_SETUPS else 3)
+    if num_setups <= 1:
+        return 1
+    if num_setups < FULL_FIT_MIN_SETUPS:
+        return 2
+    return 3 if num_setups < COMM_FIT_MIN_SETUPS else 4
 
 
 def factors_from(prior: Efficiency, x: Sequence[float]) -> Efficiency:
-    """Efficiency from transformed parameters x (1: common scale; 2: compute, memory; 3: + overhead)."""
+    """Efficiency from transformed parameters x (1: common scale; 2: compute, memory;
+    3: + step overhead; 4: + collective step latency)."""
     zc, zm = _to_unit(prior.compute), _to_unit(prior.memory)
-    overhead = prior.step_overhead_s
+    overhead, comm_latency = prior.step_overhead_s, prior.comm_latency_s
     if len(x) == 1:
         zc, zm = zc + x[0], zm + x[0]
     else:
         zc, zm = x[0], x[1]
-        if len(x) == 3:
+        if len(x) >= 3:
             overhead = _from_overhead(x[2])
+        if len(x) >= 4:
+            comm_latency = _from_comm_latency(x[3])
     compute, memory = _from_unit(zc), _from_unit(zm)
     attention = min(1.0, prior.attention_compute * compute / prior.compute)
-    return dataclasses.replace(prior, compute=compute, memory=memory, attention_compute=attention, step_overhead_s=overhead)
+    return dataclasses.replace(prior, compute=compute, memory=memory, attention_compute=attention,
+                               step_overhead_s=overhead, comm_latency_s=comm_latency)
 
 
 def _start(prior: Efficiency, k: int) -> list[float]:
     if k == 1:
         return [0.0]
     x = [_to_unit(prior.compute), _to_unit(prior.memory)]
-    return x + [_to_overhead(prior.step_overhead_s)] if k == 3 else x
+    if k >= 3:
+        x.append(_to_overhead(prior.step_overhead_s))
+    if k >= 4:
+        x.append(_to_comm_latency(prior.comm_latency_s))
+    return x
 
 
 # ---- optimizer -------------------------------------------------------------------------
@@ -328,7 +353,7 @@ def cross_validate(mapped: Sequence[Mapped], catalog: Catalog, table: dict[str, 
 
 # ---- storing the fit -------------------------------------------------------------------
 
-_PRIOR_FIELDS = ("compute", "memory", "attention_compute", "step_overhead_s")
+_PRIOR_FIELDS = ("compute", "memory", "attention_compute", "step_overhead_s", "comm_latency_s")
 
 
 def prior_table(text: str, table: dict[str, Efficiency]) -> dict[str, Efficiency]:
@@ -349,7 +374,8 @@ def prior_table(text: str, table: dict[str, Efficiency]) -> dict[str, Efficiency
     return out
 
 
-_FACTOR_ORDER = ("compute", "memory", "attention_compute", "comm_bw", "step_overhead_s", "layer_overhead_s", "comm_latency_s", "gemm_half_rows")
+_FACTOR_ORDER = ("compute", "memory", "attention_compute", "comm_bw", "step_overhead_s", "layer_overhead_s", "comm_latency_s", "gemm_half_rows",
+                 "kv_bucket_min_tokens")
 
 
 FIT_BEGIN, FIT_END = "# --- fit provenance", "# --- end of fit provenance"
@@ -358,15 +384,20 @@ FIT_BEGIN, FIT_END = "# --- fit provenance", "# --- end of fit provenance"
 def efficiency_yaml(original_text: str, fitted: dict[str, Efficiency], date: str, provenance: dict[str, str]) -> str:
     """The efficiency.yaml text with the families in `provenance` refitted: their values from
     `fitted`, `fitted: <date>`, each fitted factor's prior kept beside it (`prior:`), every
-    `why` kept, and one provenance line per family in a comment block under the header."""
+    `why` kept, and one provenance line per family in a comment block under the header
+    (other families keep their values and their earlier provenance lines)."""
     import yaml
 
     data = yaml.safe_load(original_text)
     header = original_text[: original_text.index("schema:")].rstrip("\n").split("\n")
+    notes = {}
     if FIT_BEGIN in header:
+        block = header[header.index(FIT_BEGIN) + 1: header.index(FIT_END)]
+        notes = dict(line[4:].split(": ", 1) for line in block if line.startswith("#   ") and ": " in line)
         header = header[: header.index(FIT_BEGIN)] + header[header.index(FIT_END) + 1:]
-    lines = [*header, FIT_BEGIN, f"# Fitted {date}:"]
-    lines += [f"#   {family}: {note}" for family, note in sorted(provenance.items())]
+    notes.update({family: f"{note} ({date})" for family, note in provenance.items()})
+    lines = [*header, FIT_BEGIN, "# Fitted (latest fit date per family in parentheses):"]
+    lines += [f"#   {family}: {note}" for family, note in sorted(notes.items())]
     lines += [FIT_END, f"schema: {data.get('schema', 1)}", "families:"]
     for family, entry in data["families"].items():
         changed = family in provenance and family in fitted

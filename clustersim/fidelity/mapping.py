@@ -24,7 +24,12 @@ Choices (each a documented approximation, not a per-row constant):
 - A tp that does not divide the attention heads (Neuron TP24 on a 64-head model; not DEP,
   whose ranks keep all heads): heads are
   padded up to a multiple of tp, as Neuron's compiler does; the padded heads cost their
-  FLOPs and bytes (this is physics of those systems, not a fudge).
+  FLOPs and bytes (this is physics of those systems, not a fudge). When the stated TP counts
+  logical cores (TP24 on 12 Inferentia2), the shards are the cores, so padding and KV-head
+  placement follow the core count (`deployed_model`): query heads pad to a multiple of the
+  cores (32 heads on 24 cores -> 48), and each core holds whole KV heads of its own, so
+  fewer KV heads than cores are replicated (8 KV heads on 24 cores -> 24 copies: 3x the
+  KV cache and K/V projection weights), as Transformers-NeuronX shards GQA over heads.
 - lengths: isl/osl are means; simulations use fixed lengths rounded to whole tokens.
 """
 
@@ -72,6 +77,8 @@ class Setup:
     tpot_limit_s: float | None
     attn_dp: int = 1
     """Attention data-parallel ranks: tp for a DEP row, else 1."""
+    num_kv_heads: int = 0
+    """KV heads as deployed (copies included, see `deployed_model`); 0: the model's own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,10 +161,37 @@ def padded_model(model: ModelSpec, tp: int) -> ModelSpec:
     return dataclasses.replace(model, num_heads=-(-model.num_heads // tp) * tp)
 
 
+def deployed_model(model: ModelSpec, num_shards: int) -> ModelSpec:
+    """`model` as laid out over `num_shards` tensor-parallel shards that each hold whole
+    heads: query heads padded up to a multiple of num_shards (`padded_model`), and KV heads
+    raised to ceil(num_kv_heads / num_shards) x num_shards, the copies stored when every
+    shard keeps whole KV heads of its own (MLA's shared latent is left alone).
+
+    >>> from clustersim.catalog.specs import ModelSpec
+    >>> m = ModelSpec("m", 2, 64, 32, 8, 1, 128, 100, "gqa", 64, "doctest")
+    >>> d = deployed_model(m, 24)  # 32 heads -> 48; 8 KV heads -> ceil(8/24) x 24 = 24 copies
+    >>> d.num_heads, d.num_kv_heads, deployed_model(m, 4).num_kv_heads
+    (48, 24, 8)
+    """
+    padded = padded_model(model, num_shards)
+    if model.attention == "mla" or model.num_kv_heads % num_shards == 0:
+        return padded
+    kv_heads = -(-model.num_kv_heads // num_shards) * num_shards
+    return dataclasses.replace(padded, num_kv_heads=kv_heads)
+
+
+def _laid_out(model: ModelSpec, attn_tp: int, num_shards: int) -> ModelSpec:
+    """The model a replica runs: heads padded to attention TP, or laid out over the logical
+    cores a stated TP counts (num_shards > 0; KV cache replication over chips is otherwise
+    the step-time model's own, memory.kv_replication)."""
+    return deployed_model(model, num_shards) if num_shards else padded_model(model, attn_tp)
+
+
 def _capacity(chip: ChipSpec, model: ModelSpec, tp: int, ep: int, wdt: str, kvdt: str, eff: Efficiency,
-              attn_dp: int = 1) -> int:
-    """KV tokens of the longest sequence the replica holds (one rank's share under DEP)."""
-    replica = ReplicaPerf(chip=chip, model=padded_model(model, tp // attn_dp), tp=tp, ep=ep, weight_dtype=wdt,
+              attn_dp: int = 1, num_shards: int = 0) -> int:
+    """KV tokens of the longest sequence the replica holds (one rank's share under DEP);
+    num_shards: the logical cores the stated TP counts (0: tp)."""
+    replica = ReplicaPerf(chip=chip, model=_laid_out(model, tp // attn_dp, num_shards), tp=tp, ep=ep, weight_dtype=wdt,
                           kv_dtype=kvdt, efficiency=eff, attn_dp=attn_dp)
     return kv_capacity_tokens_per_rank(replica, reserve_fraction=KV_RESERVE_FRACTION)
 
@@ -198,6 +232,7 @@ def map_row(row: Row, catalog: Catalog, efficiency: dict[str, Efficiency]) -> Ma
     isl, osl = max(1, round(row.isl)), max(1, round(row.osl))
     tp, ep = parse_parallelism(row.parallelism)
     attn_dp = 1
+    num_shards = 0  # logical cores when the stated TP counts them
     if tp is None:
         plan = _plan(chip, model, row.num_chips, wdt, kvdt, isl + osl, eff)
         if plan is None:
@@ -205,7 +240,7 @@ def map_row(row: Row, catalog: Catalog, efficiency: dict[str, Efficiency]) -> Ma
         tp, ep = plan
     else:
         if tp > row.num_chips and tp % row.num_chips == 0:
-            tp = row.num_chips  # TP counted in logical cores (NeuronCores)
+            num_shards, tp = tp, row.num_chips  # TP counted in logical cores (NeuronCores)
         if row.num_chips % tp:
             return Mapped(row, None, f"parallelism {row.parallelism!r}: tp={tp} does not divide chips={row.num_chips}")
         if tp > chip.scaleup_domain:
@@ -218,12 +253,14 @@ def map_row(row: Row, catalog: Catalog, efficiency: dict[str, Efficiency]) -> Ma
             return Mapped(row, None, f"parallelism {row.parallelism!r}: ep={ep} must divide num_experts={model.num_experts} and tp={tp}")
         if is_dep(row.parallelism) and model.is_moe and ep == tp:
             attn_dp = tp
-        if _capacity(chip, model, tp, ep, wdt, kvdt, eff, attn_dp) < isl + osl:
+        if _capacity(chip, model, tp, ep, wdt, kvdt, eff, attn_dp, num_shards) < isl + osl:
             return Mapped(row, None, f"{model.name} in {wdt} with tp={tp} does not fit one sequence of {isl + osl} tokens in {chip.name} HBM")
+    deployed = _laid_out(model, tp // attn_dp, num_shards)
     setup = Setup(
         chip=chip.name, model=model.name, family=chip.family, num_chips=row.num_chips, tp=tp, ep=ep,
-        num_replicas=row.num_chips // tp, num_heads=padded_model(model, tp // attn_dp).num_heads,
+        num_replicas=row.num_chips // tp, num_heads=deployed.num_heads,
         weight_dtype=wdt, kv_dtype=kvdt, mode=row.mode, load=row.load, isl=isl, osl=osl,
         ttft_limit_s=row.ttft_limit_s, tpot_limit_s=row.tpot_limit_s, attn_dp=attn_dp,
+        num_kv_heads=deployed.num_kv_heads,
     )
     return Mapped(row, setup)

@@ -83,10 +83,11 @@ def make_replica(setup: Setup, catalog: Catalog, eff: Efficiency) -> tuple[Repli
     """The replica's perf model and its KV capacity in tokens."""
     chip = catalog.chip(setup.chip)
     model = catalog.model(setup.model)
-    if model.num_heads != setup.num_heads:
+    num_kv_heads = setup.num_kv_heads or model.num_kv_heads
+    if model.num_heads != setup.num_heads or model.num_kv_heads != num_kv_heads:
         import dataclasses
 
-        model = dataclasses.replace(model, num_heads=setup.num_heads)
+        model = dataclasses.replace(model, num_heads=setup.num_heads, num_kv_heads=num_kv_heads)
     replica = ReplicaPerf(chip=chip, model=model, tp=setup.tp, ep=setup.ep,
                           weight_dtype=setup.weight_dtype, kv_dtype=setup.kv_dtype, efficiency=eff,
                           attn_dp=setup.attn_dp)

@@ -20,7 +20,7 @@ from clustersim.errors import SpecError
 DEFAULT_PATH = Path(__file__).with_name("efficiency.yaml")
 _FRACTIONS = ("compute", "memory", "attention_compute", "comm_bw")
 _TIMES = ("step_overhead_s", "layer_overhead_s", "comm_latency_s")
-_OPTIONAL = ("gemm_half_rows",)
+_OPTIONAL = ("gemm_half_rows", "kv_bucket_min_tokens")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,9 @@ class Efficiency:
     comm_latency_s: float
     fitted: str = "prior"
     gemm_half_rows: float = 0.0  # GEMM rows at which half the `compute` rate is reached (0: no penalty)
+    kv_bucket_min_tokens: float = 0.0
+    """Static-shape attention (compiled buckets): each query attends over its sequence's context
+    rounded up to a power of two, at least this many keys (0: exact context, no buckets)."""
 
 
 def _factor(where: str, entry: dict[str, Any], name: str, is_fraction: bool) -> float:

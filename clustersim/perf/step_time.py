@@ -48,12 +48,22 @@ running its own sequences:
 Ranks are assumed balanced (T/n tokens and 1/n of the attention work each); real engines
 pad idle ranks with dummy tokens, so every rank reads its weights every step either way.
 
+Static-shape engines (eff.kv_bucket_min_tokens > 0; Transformers-NeuronX compiles one graph
+per power-of-two sequence bucket from 128 keys up): attention runs over the bucket, not the
+context. With the mean context per sequence ctx = kv_read_tokens / num_seqs and
+bucket = max(kv_bucket_min_tokens, 2^ceil(log2 ctx)), every sequence reads bucket KV entries
+(kv_read = num_seqs x bucket); a decode step (one token per sequence) scores all bucket keys
+(masked, not skipped: pairs = num_seqs x bucket), a step with prefill runs its prompts
+padded to the bucket under the causal mask (pairs x (bucket / ctx)^2). Exact for a static
+batch (equal contexts, whole prompts).
+
 An empty step (num_tokens = 0) costs nothing: `step_cost` returns all zeros, overheads
 included, since no engine runs a step without work.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,6 +146,7 @@ class _Constants:
     kv_bytes_sliding: float
     has_sliding: bool
     window: int
+    kv_bucket_min: float
     comm: Any
     tp: int
     ep: int
@@ -190,6 +201,7 @@ def _build_constants(replica: ReplicaPerf) -> _Constants:
         kv_bytes_sliding=kv_layer * num_sliding,
         has_sliding=num_sliding > 0,
         window=m.sliding_window,
+        kv_bucket_min=eff.kv_bucket_min_tokens,
         comm=replica.comm,
         tp=tp,
         ep=replica.ep,
@@ -256,10 +268,32 @@ def _compute_load_independent_terms(c: _Constants, num_tokens: int, num_sampled:
     return time_s, compute_s, memory_s, comm_s, flops, hbm
 
 
+def pow2_bucket(context: float, min_tokens: float) -> float:
+    """The smallest power of two >= context, at least min_tokens (exact: from frexp).
+
+    >>> pow2_bucket(100.0, 128.0), pow2_bucket(128.0, 128.0), pow2_bucket(129.0, 128.0), pow2_bucket(4160.5, 128.0)
+    (128.0, 128.0, 256.0, 8192.0)
+    """
+    mantissa, exponent = math.frexp(context)
+    return max(math.ldexp(1.0, exponent - (mantissa == 0.5)), min_tokens)
+
+
+def pow2_buckets(context: np.ndarray, min_tokens: float) -> np.ndarray:
+    """`pow2_bucket` element-wise, bitwise equal to it."""
+    mantissa, exponent = np.frexp(context)
+    return np.maximum(np.ldexp(1.0, exponent - (mantissa == 0.5)), min_tokens)
+
+
 def _attention_terms(c: _Constants, pairs: Any, kv_read: Any, num_tokens: int, num_seqs: int,
                      minimum: Callable[[Any, Any], Any], maximum: Callable[[Any, Any], Any]) -> tuple[Any, ...]:
     """(time_s, compute_s, memory_s, flops, bytes) of attention, for scalars (minimum=min)
     or arrays (np.minimum): one formula, so both give bitwise-equal results."""
+    if c.kv_bucket_min > 0.0:
+        context = kv_read / num_seqs
+        bucket = (pow2_bucket if minimum is min else pow2_buckets)(context, c.kv_bucket_min)
+        # decode: every query scores the whole bucket; prefill: the prompt padded to the bucket, causal
+        pairs = num_tokens * bucket if num_tokens == num_seqs else pairs * (bucket / context) ** 2
+        kv_read = num_seqs * bucket
     flops = c.flops_per_pair_full * pairs
     hbm = c.kv_bytes_full * kv_read
     if c.has_sliding:
