@@ -9,12 +9,27 @@ Fast-forwarded decode spans follow the same rule (see serving.engine).
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Iterator
 
 import simpy
 from simpy.core import URGENT
 
 from clustersim.serving.request import RequestSpec
+
+
+def arrival_at(env: simpy.Environment, time_s: float) -> simpy.Event:
+    """An arrival-priority event at exactly `time_s`. SimPy schedules at now + delay, and
+    now + (t - now) can miss t by an ulp: a request recorded as arriving at t would then be
+    seen by a step that starts an ulp before t. So the absolute time goes on the queue as is
+    (SimPy 4's (time, priority, id, event) entries; tests check the instant)."""
+    if not time_s >= env.now:
+        raise ValueError(f"arrival_at time_s={time_s}, must be >= now={env.now}")
+    event = simpy.Event(env)
+    event._ok = True
+    event._value = None
+    heapq.heappush(env._queue, (time_s, URGENT, next(env._eid), event))
+    return event
 
 
 def arrival_timeout(env: simpy.Environment, delay_s: float) -> simpy.Event:
@@ -41,10 +56,10 @@ class ArrivalFeed:
         self._specs: Iterator[RequestSpec] = iter(specs)
         self._deliver = deliver
         self._due: RequestSpec | None = None
-        self._schedule(0.0)  # like a process start: the first release happens in an event
+        self._schedule(env.now)  # like a process start: the first release happens in an event
 
-    def _schedule(self, delay_s: float) -> None:
-        event = arrival_timeout(self._env, delay_s)
+    def _schedule(self, time_s: float) -> None:
+        event = arrival_at(self._env, time_s)
         event.callbacks.append(self._release)
 
     def _release(self, _event: simpy.Event) -> None:
@@ -55,6 +70,6 @@ class ArrivalFeed:
         for spec in self._specs:
             if spec.arrival_s > now:
                 self._due = spec
-                self._schedule(spec.arrival_s - now)
+                self._schedule(spec.arrival_s)
                 return
             self._deliver(spec)
