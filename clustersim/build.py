@@ -15,7 +15,7 @@ from pathlib import Path
 import networkx as nx
 
 from clustersim.catalog import Catalog, ChipSpec, ModelSpec, load_catalog, model_from_hf_config
-from clustersim.collectives import GraphComm, PartitionError
+from clustersim.collectives import GraphComm, PartitionError, Router
 from clustersim.cost.systems import check_cost
 from clustersim.errors import PlacementError, ScenarioError, SpecError
 from clustersim.failures.blast import BlastModel, ReplicaBlast
@@ -179,13 +179,13 @@ def _place(built: Built, where: str) -> Built:
     except PlacementError as exc:
         raise ScenarioError(f"{where}: deployment.num_replicas={dep.num_replicas} x tp={dep.tp} on topology {topo.name!r}: {exc}") from None
     replicas = []
-    comms: dict[tuple[str, ...], GraphComm] = {}
+    router = Router(graph)  # one route cache for every replica: their groups share switches and links
     for placement in placements:
         try:
-            comm = GraphComm.build(graph, placement.chips, placement.stage_size, group_sizes=_group_sizes(dep.tp, dep.ep, placement))
+            comm = GraphComm.build(graph, placement.chips, placement.stage_size,
+                                   group_sizes=_group_sizes(dep.tp, dep.ep, placement), router=router)
         except PartitionError as exc:
             raise ScenarioError(f"{where}: topology {topo.name!r}: replica {placement.index} cannot reach its chips: {exc}") from None
-        comms[placement.chips] = comm
         replicas.append(replace(built.replica, comm=comm))
     return replace(built, replicas=tuple(replicas), graph=graph, placements=tuple(placements))
 
