@@ -26,7 +26,7 @@ def out_bw(g: nx.DiGraph, node: str, kind: str) -> float:
 
 def test_nvl72_has_72_gpus_with_18_links_each_to_18_switches_in_9_trays():
     g = nvl72("gb200")
-    assert kinds(g) == {"chip": 72, "nvswitch": 18, "switch_tray": 9}
+    assert kinds(g) == {"chip": 72, "nvswitch": 18, "switch_tray": 9, "host": 18}
     assert num_links(g) == 72 * 18  # each GPU one NVLink5 to each switch chip; 'contains' edges are not links
     for gpu in chips(g):
         assert g.out_degree(gpu) == 18
@@ -159,30 +159,31 @@ def _torus_links(shape: tuple[int, ...]) -> tuple[int, int]:
 #   uplinks, one to each spine.
 # 2D torus 16x16 wrapped: 2 links per chip. 3D torus wrapped: 3 links per chip.
 EXPECTED = {
-    "gb200-nvl72": (72, {"nvswitch": 18, "switch_tray": 9}, {"nvlink": 72 * 18}),
-    "gb300-nvl72": (72, {"nvswitch": 18, "switch_tray": 9}, {"nvlink": 72 * 18}),
+    "gb200-nvl72": (72, {"nvswitch": 18, "switch_tray": 9, "host": 18}, {"nvlink": 72 * 18}),  # 18 compute trays x 4 GPUs
+    "gb300-nvl72": (72, {"nvswitch": 18, "switch_tray": 9, "host": 18}, {"nvlink": 72 * 18}),
     # 4 racks, 4 rails: 72 NICs per rail -> ceil(72 / 32) = 3 leaves per rail, 12 leaves x 32 spines
-    "gb200-nvl72x4": (288, {"nvswitch": 72, "switch_tray": 36, "nic": 288, "leaf": 12, "spine": 32},
+    "gb200-nvl72x4": (288, {"nvswitch": 72, "switch_tray": 36, "host": 72, "nic": 288, "leaf": 12, "spine": 32},
                       {"nvlink": 4 * 1296, "pcie": 288, "net": 288 + 12 * 32}),
     # 2 servers, 8 rails: 2 NICs per rail -> 1 leaf each
-    "hgx-h100-2x8": (16, {"nvswitch": 8, "nic": 16, "leaf": 8, "spine": 32}, {"nvlink": 16 * 4, "pcie": 16, "net": 16 + 8 * 32}),
-    "hgx-h100-32x8": (256, {"nvswitch": 128, "nic": 256, "leaf": 8, "spine": 32}, {"nvlink": 256 * 4, "pcie": 256, "net": 256 + 8 * 32}),
-    "hgx-h200-32x8": (256, {"nvswitch": 128, "nic": 256, "leaf": 8, "spine": 32}, {"nvlink": 256 * 4, "pcie": 256, "net": 256 + 8 * 32}),
-    "hgx-b200-32x8": (256, {"nvswitch": 64, "nic": 256, "leaf": 8, "spine": 32}, {"nvlink": 256 * 2, "pcie": 256, "net": 256 + 8 * 32}),
+    "hgx-h100-2x8": (16, {"nvswitch": 8, "host": 2, "nic": 16, "leaf": 8, "spine": 32}, {"nvlink": 16 * 4, "pcie": 16, "net": 16 + 8 * 32}),
+    "hgx-h100-32x8": (256, {"nvswitch": 128, "host": 32, "nic": 256, "leaf": 8, "spine": 32}, {"nvlink": 256 * 4, "pcie": 256, "net": 256 + 8 * 32}),
+    "hgx-h200-32x8": (256, {"nvswitch": 128, "host": 32, "nic": 256, "leaf": 8, "spine": 32}, {"nvlink": 256 * 4, "pcie": 256, "net": 256 + 8 * 32}),
+    "hgx-b200-32x8": (256, {"nvswitch": 64, "host": 32, "nic": 256, "leaf": 8, "spine": 32}, {"nvlink": 256 * 2, "pcie": 256, "net": 256 + 8 * 32}),
     # 64 servers: 64 NICs per rail -> 2 leaves per rail (16); 2:1 -> 16 uplinks per leaf = 16 spines
-    "hgx-b200-64x8-2to1": (512, {"nvswitch": 128, "nic": 512, "leaf": 16, "spine": 16},
+    "hgx-b200-64x8-2to1": (512, {"nvswitch": 128, "host": 64, "nic": 512, "leaf": 16, "spine": 16},
                            {"nvlink": 512 * 2, "pcie": 512, "net": 512 + 16 * 16}),
-    "tpu-v5e-16x16": (256, {}, {"ici": 2 * 256}),
-    "tpu-v6e-16x16": (256, {}, {"ici": 2 * 256}),
-    "tpu-v5p-4x4x4": (64, {}, dict(zip(("ici", "ocs"), _torus_links((4, 4, 4))))),  # 144 + 48
-    "tpu-v7-8x8x8": (512, {}, dict(zip(("ici", "ocs"), _torus_links((8, 8, 8))))),  # 1152 + 384
-    "tpu-v5p-16x16x16": (4096, {}, dict(zip(("ici", "ocs"), _torus_links((16, 16, 16))))),
-    "tpu-v5p-pod": (8960, {}, dict(zip(("ici", "ocs"), _torus_links((16, 20, 28))))),  # 20160 + 6720
-    "tpu-v7-pod": (9216, {}, dict(zip(("ici", "ocs"), _torus_links((16, 24, 24))))),  # 20736 + 6912
-    "trn2-server-16": (16, {}, {"neuronlink": 2 * 16}),
-    "trn2-ultraserver-64": (64, {}, {"neuronlink": 3 * 64}),
+    # TPU hosts: 2x2 chip blocks (4 chips each); Trainium2: one host per 16-chip server
+    "tpu-v5e-16x16": (256, {"host": 64}, {"ici": 2 * 256}),
+    "tpu-v6e-16x16": (256, {"host": 64}, {"ici": 2 * 256}),
+    "tpu-v5p-4x4x4": (64, {"host": 16}, dict(zip(("ici", "ocs"), _torus_links((4, 4, 4))))),  # 144 + 48
+    "tpu-v7-8x8x8": (512, {"host": 128}, dict(zip(("ici", "ocs"), _torus_links((8, 8, 8))))),  # 1152 + 384
+    "tpu-v5p-16x16x16": (4096, {"host": 1024}, dict(zip(("ici", "ocs"), _torus_links((16, 16, 16))))),
+    "tpu-v5p-pod": (8960, {"host": 2240}, dict(zip(("ici", "ocs"), _torus_links((16, 20, 28))))),  # 20160 + 6720
+    "tpu-v7-pod": (9216, {"host": 2304}, dict(zip(("ici", "ocs"), _torus_links((16, 24, 24))))),  # 20736 + 6912
+    "trn2-server-16": (16, {"host": 1}, {"neuronlink": 2 * 16}),
+    "trn2-ultraserver-64": (64, {"host": 4}, {"neuronlink": 3 * 64}),
     # 4 UltraServers, 1 rail: 256 NICs -> 8 leaves x 32 spines
-    "trn2-ultraserver-64x4": (256, {"nic": 256, "leaf": 8, "spine": 32}, {"neuronlink": 4 * 192, "pcie": 256, "net": 256 + 8 * 32}),
+    "trn2-ultraserver-64x4": (256, {"host": 16, "nic": 256, "leaf": 8, "spine": 32}, {"neuronlink": 4 * 192, "pcie": 256, "net": 256 + 8 * 32}),
 }
 
 
@@ -394,9 +395,9 @@ def test_show_prints_and_draws(tmp_path):
     text = show_topology("tpu-v5p-4x4x4", tmp_path / "cube.html")
     assert "chips      64" in text and "diameter   6 hops" in text
     page = (tmp_path / "cube.html").read_text()
-    assert page.count("<circle") == 64 and "<svg" in page
+    assert page.count("<circle") == 64 + 16 and "<svg" in page  # chips and their 2x2-block hosts
     draw(nvl72(num_racks=2), tmp_path / "rack.html", subset=1)
-    assert (tmp_path / "rack.html").read_text().count("<circle") == 72 + 18 + 9 + 72  # GPUs, switches, trays, NICs
+    assert (tmp_path / "rack.html").read_text().count("<circle") == 72 + 18 + 9 + 18 + 72  # GPUs, switches, trays, hosts, NICs
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -411,7 +412,7 @@ def test_show_lines_keep_their_bracketed_methods_and_say_how_hosts_and_ocs_are_r
     assert "OCS        48 optical circuits between 1 cubes" in text
     rack = show_topology("gb200-nvl72")
     assert "trays      9 switch_tray nodes hold 18 switch chips" in rack
-    assert "hosts      18 compute trays of 4 chips" in rack  # 72 GPUs / 4 per compute tray
+    assert "hosts      18 host nodes (compute trays / servers) of 4 chips each" in rack  # 72 GPUs / 4 per compute tray
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -436,7 +437,7 @@ def test_cli_show_prints_methods_and_draws_one_rack_or_cube(tmp_path, capsys):
     code, out, _ = run_cli(["topology", "show", "gb200-nvl72x4", "--picture", str(tmp_path / "r.html"), "--part", "2"], capsys)
     assert code == 0 and "[max-flow min cut between chip halves" in out and "[BFS from" in out
     page = (tmp_path / "r.html").read_text()
-    assert page.count("<circle") == 72 + 18 + 9 + 72 and "domain 2" in page and "r2.g0" in page and "r1.g0" not in page
+    assert page.count("<circle") == 72 + 18 + 9 + 18 + 72 and "domain 2" in page and "r2.g0" in page and "r1.g0" not in page
     code, out, _ = run_cli(["topology", "show", "tpu-v7-8x8x8", "--picture", str(tmp_path / "c.html"), "--part", "cube:1.0.1"], capsys)
     page = (tmp_path / "c.html").read_text()
     # cube (1, 0, 1) holds x in 4..7, y in 0..3, z in 4..7

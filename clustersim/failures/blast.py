@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from clustersim.collectives import GraphComm, PartitionError
+from clustersim.topology.graph import host_of
 from clustersim.topology.placement import ReplicaPlacement
 
 LINK_CLASS = {"nvlink": "nvlink", "ici": "ici_link", "neuronlink": "ici_link", "ocs": "optic", "net": "optic"}
@@ -76,22 +77,8 @@ def normalize_component(component: str) -> str:
 
 
 def _host_key(g: nx.DiGraph, chip: str) -> str | None:
-    """The host/compute tray of a chip: NVIDIA `tray` attribute; TPU: a 2x2 chip block
-    (4 chips per host, TPU v4 tray: reliability.md s3; ASSUMPTION for v5e/v6e/v7); Trainium2:
-    the 16-chip server (z plane of an UltraServer)."""
-    data = g.nodes[chip]
-    domain = data.get("domain", 0)
-    if "tray" in data:
-        return f"host:{domain}.tray{data['tray']}"
-    coord = data.get("coord")
-    if coord is None:
-        return None
-    builder = g.graph.get("builder")
-    if builder == "tpu_slice":
-        return "host:" + ".".join(map(str, (domain, coord[0] // 2, coord[1] // 2, *coord[2:])))
-    if builder == "trn2":
-        return f"host:{domain}.s{coord[2] if len(coord) > 2 else 0}"
-    return None
+    """The host of a chip on a graph without host nodes (see topology.graph.host_of)."""
+    return host_of(g, chip)
 
 
 def _cube_key(g: nx.DiGraph, chip: str) -> str | None:
@@ -126,6 +113,9 @@ def _power_key(g: nx.DiGraph, node: str) -> str | None:
         return None
     if data.get("kind") == "nic":  # a NIC sits in its chip's rack
         node = next((c for c in g.predecessors(node) if g.nodes[c].get("kind") == "chip"), node)
+        data = g.nodes[node]
+    elif data.get("kind") == "host":  # so does a host (it holds its chips)
+        node = next((c for c in g.successors(node) if g.nodes[c].get("kind") == "chip"), node)
         data = g.nodes[node]
     if data.get("kind") == "chip":
         cube = _cube_key(g, node)

@@ -16,9 +16,11 @@ How each node kind of the issue is represented (builders in nvidia.py and torus.
 - chip, nvswitch, nic, leaf, spine: nodes on the communication paths.
 - switch_tray: a node (NVL72: 9 per rack, 2 NVSwitch chips each) with `contains` edges;
   the switches also keep their `tray` attribute.
-- host (compute tray / server): the chips' `tray` attribute (NVIDIA) or the chip's position
-  (TPU 2x2 blocks, Trainium server); no node, because a host is not on the NVLink/ICI path and
-  failure code maps the attribute to `host:...` components.
+- host (compute tray / server): a `host` node named `host:<domain>.<which>` holding its chips
+  by `contains` edges (`add_hosts`, rule in `host_of`: the chips' `tray` attribute on NVIDIA
+  systems, 4 GPUs per NVL72 compute tray and 8 per HGX server; a 2x2 chip block on a TPU
+  torus; the 16-chip server on Trainium2). A host is not on the NVLink/ICI path, so it is a
+  container, like a switch tray; a dead host takes its chips.
 - OCS: a configured optical circuit is a fixed light path, so it is a chip-to-chip link of
   kind `ocs` (slightly longer latency), not a node; the graph records `num_cubes`.
 """
@@ -154,6 +156,44 @@ def _check_torus(g: nx.DiGraph, where: str) -> None:
         if key in seen:
             raise SpecError(f"{where}: chips {seen[key]!r} and {n!r} share domain {key[0]} coord={list(key[1])}; coords must be unique per domain")
         seen[key] = n
+
+
+def host_of(g: nx.DiGraph, chip: str) -> str | None:
+    """The host (compute tray / server) of a chip: NVIDIA `tray` attribute; TPU: a 2x2 chip
+    block (4 chips per host, TPU v4 tray: reliability.md s3; ASSUMPTION for v5e/v6e/v7);
+    Trainium2: the 16-chip server (z plane of an UltraServer); None when the graph has no rule.
+
+    >>> g = nx.DiGraph(builder="tpu_slice"); g.add_node("c", kind="chip", domain=0, coord=(3, 2, 5))
+    >>> host_of(g, "c")
+    'host:0.1.1.5'
+    """
+    data = g.nodes[chip]
+    domain = data.get("domain", 0)
+    if "tray" in data:
+        return f"host:{domain}.tray{data['tray']}"
+    coord = data.get("coord")
+    if coord is None:
+        return None
+    builder = g.graph.get("builder")
+    if builder == "tpu_slice":
+        return "host:" + ".".join(map(str, (domain, coord[0] // 2, coord[1] // 2, *coord[2:])))
+    if builder == "trn2":
+        return f"host:{domain}.s{coord[2] if len(coord) > 2 else 0}"
+    return None
+
+
+def add_hosts(g: nx.DiGraph) -> None:
+    """One `host` node per compute tray / server (see `host_of`), holding its chips."""
+    members: dict[str, list[str]] = {}
+    for n, kind in list(g.nodes(data="kind")):
+        if kind == "chip":
+            host = host_of(g, n)
+            if host is not None:
+                members.setdefault(host, []).append(n)
+    for host, chips in members.items():
+        g.add_node(host, kind="host", domain=g.nodes[chips[0]].get("domain", 0))
+        for chip in chips:
+            add_contains(g, host, chip)
 
 
 def new_graph(name: str, builder: str, params: dict, step_latency_s: float, chips_forward: bool) -> nx.DiGraph:

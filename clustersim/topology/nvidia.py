@@ -18,7 +18,7 @@ import math
 import networkx as nx
 
 from clustersim.topology import figures as fig
-from clustersim.topology.graph import add_contains, add_link, check_choice, check_int, check_positive, new_graph
+from clustersim.topology.graph import add_contains, add_hosts, add_link, check_choice, check_int, check_positive, new_graph
 
 HGX_SYSTEMS = {
     # gpu: (switch chips, per-GPU NVLink bw/dir, default NIC Gb/s); systems.csv rows HGX/DGX H100/H200/B200/B300
@@ -135,6 +135,7 @@ def nvl72(
         _add_switch_trays(g, f"r{r}", r, 18)
     if num_racks > 1:
         add_rail_fabric(g, racks, NIC_BW_BYTES_S[nic_gbit_s], num_rails, leaf_down_ports, oversubscription)
+    add_hosts(g)
     return g
 
 
@@ -177,4 +178,5 @@ def hgx(
     servers = [_add_nvswitch_domain(g, f"s{s}", s, 8, num_switches, gpu_bw, 8) for s in range(num_servers)]
     if num_servers > 1:
         add_rail_fabric(g, servers, NIC_BW_BYTES_S[nic_gbit_s], num_rails, leaf_down_ports, oversubscription)
+    add_hosts(g)
     return g

@@ -26,7 +26,7 @@ COLORS = {"chip": "#2b7bb9", "nvswitch": "#e08a1e", "nic": "#7a7a7a", "leaf": "#
 
 def _single_torus(g: nx.DiGraph) -> bool:
     return bool(g.graph.get("torus_dims")) and len({d for _, d in g.nodes(data="domain") if d is not None}) == 1 \
-        and all(k == "chip" for _, k in g.nodes(data="kind"))
+        and all(k in ("chip", "host") for _, k in g.nodes(data="kind"))  # hosts are containers, off every path
 
 
 def torus_bisection_bytes_s(g: nx.DiGraph) -> float:
@@ -101,7 +101,8 @@ def summarize(g: nx.DiGraph) -> dict:
     return {
         "name": g.graph.get("name", ""),
         "chips": len(cs),
-        "switches": {k: n for k, n in sorted(kinds.items()) if k != "chip"},
+        "switches": {k: n for k, n in sorted(kinds.items()) if k not in ("chip", "host")},
+        "hosts": kinds.get("host", 0),
         "links": num_links(g),
         "links_by_kind": dict(sorted(Counter(
             d["kind"] for u, v, d in g.edges(data=True) if d["kind"] != CONTAINS and (str(u) < str(v) or not g.has_edge(v, u))
@@ -261,17 +262,16 @@ def representation(g: nx.DiGraph) -> list[str]:
     """Lines saying how the node kinds that are not all nodes here are represented (graph.py)."""
     cs = chips(g)
     lines = []
-    trays = Counter(k for _, k in g.nodes(data="kind"))["switch_tray"]
-    if trays:
-        held = sum(1 for _, _, k in g.edges(data="kind") if k == CONTAINS)
-        lines.append(f"trays      {trays} switch_tray nodes hold {held} switch chips by one-way 'contains' edges (not links, never routed)")
-    hosts = Counter((g.nodes[c].get("domain", 0), g.nodes[c]["tray"]) for c in cs if "tray" in g.nodes[c])
-    if hosts:
-        sizes = "/".join(map(str, sorted(set(hosts.values()))))
-        lines.append(f"hosts      {len(hosts)} compute trays of {sizes} chips: the chips' 'tray' attribute, not nodes "
-                     "(a host is not on the NVLink path)")
-    elif g.graph.get("torus_dims"):
-        lines.append("hosts      not nodes (not on the ICI/NeuronLink path)")
+    kinds = Counter(k for _, k in g.nodes(data="kind"))
+    held = Counter(g.nodes[u]["kind"] for u, _, k in g.edges(data="kind") if k == CONTAINS)
+    if kinds["switch_tray"]:
+        lines.append(f"trays      {kinds['switch_tray']} switch_tray nodes hold {held['switch_tray']} switch chips by "
+                     "one-way 'contains' edges (not links, never routed)")
+    if kinds["host"]:
+        sizes = Counter(u for u, _, k in g.edges(data="kind") if k == CONTAINS and g.nodes[u]["kind"] == "host")
+        per = "/".join(map(str, sorted(set(sizes.values()))))
+        lines.append(f"hosts      {kinds['host']} host nodes (compute trays / servers) of {per} chips each, holding "
+                     "them by 'contains' edges (not on the NVLink/ICI path)")
     num_ocs = sum(1 for u, v, k in g.edges(data="kind") if k == "ocs" and str(u) < str(v))
     if num_ocs or g.graph.get("num_cubes"):
         lines.append(f"OCS        {num_ocs} optical circuits between {g.graph.get('num_cubes', '?')} cubes, as chip-to-chip links "

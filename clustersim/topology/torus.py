@@ -22,7 +22,7 @@ import networkx as nx
 
 from clustersim.errors import SpecError
 from clustersim.topology import figures as fig
-from clustersim.topology.graph import add_link, check_choice, check_int, new_graph
+from clustersim.topology.graph import add_hosts, add_link, check_choice, check_int, new_graph
 from clustersim.topology.nvidia import add_rail_fabric
 
 
@@ -99,6 +99,7 @@ def tpu_slice(version: str = "v5e", shape: tuple[int, ...] | None = None) -> nx.
     if cube:
         g.graph["num_cubes"] = math.prod(math.ceil(s / 4) for s in shape)
     add_torus(g, shape, wrap, (bw,) * len(shape), fig.ICI_LATENCY_S, "ici", cube=cube)
+    add_hosts(g)
     return g
 
 
@@ -128,4 +129,5 @@ def trn2(num_chips: int = 64, num_ultraservers: int = 1, leaf_down_ports: int = 
     ]
     if num_ultraservers > 1:
         add_rail_fabric(g, domains, fig.TRN2_EFA_BW_BYTES_S, 1, leaf_down_ports, 1.0)
+    add_hosts(g)
     return g
