@@ -26,6 +26,7 @@ from clustersim.errors import ScenarioError
 from clustersim.records import REQUESTS, STEPS, ArrowWriter
 from clustersim.scenario import parse_scenario
 from clustersim.simulate import simulate
+from cli_harness import cli
 
 # A made-up 8-chip system with round numbers (every figure overridden).
 HAND = {
@@ -303,24 +304,6 @@ def test_scenario_facility_budget_must_be_finite_and_hold_a_system():
         parse_scenario({"deployment": {"chip": "H200"}, "cost": {"system": "hgx-h200", "facility_power_mw": 1e-6}})
 
 
-def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    import sys
-
-    from clustersim.cli import main
-
-    old = sys.argv
-    sys.argv = ["clustersim", *argv]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = old
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 @pytest.mark.parametrize(
     "power,needles",
     [
@@ -339,7 +322,7 @@ def test_plan_cli_checks_the_budget_before_simulating(tmp_path, capsys, monkeypa
     monkeypatch.setattr(clustersim.simulate, "simulate", no_run)
     path = tmp_path / "s.yaml"
     path.write_text("model: llama-3.1-8b\ndeployment: {chip: H200}\nworkload: {kind: offline, num_requests: 4}\n")
-    code, out, err = _cli(["plan", str(path), "--power-mw", power], capsys)
+    code, out, err = cli(["plan", str(path), "--power-mw", power], capsys)
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert all(n in err for n in needles), err
 
@@ -351,7 +334,7 @@ def test_plan_cli_rejects_a_system_of_another_chip_before_simulating(tmp_path, c
     path = tmp_path / "s.yaml"
     path.write_text("model: llama-3.1-8b\ndeployment: {chip: H100}\nworkload: {kind: offline, num_requests: 4}\n"
                     "cost: {system: tpu-v7-host}\n")
-    code, _, err = _cli(["plan", str(path), "--power-mw", "1"], capsys)
+    code, _, err = cli(["plan", str(path), "--power-mw", "1"], capsys)
     assert code == 2 and "cost.system='tpu-v7-host' holds TPU v7 chips but deployment.chip='H100'" in err
 
 
@@ -359,6 +342,6 @@ def test_plan_cli_good_budget_plans_the_facility(tmp_path, capsys):
     path = tmp_path / "s.yaml"
     path.write_text("model: llama-3.1-8b\ndeployment: {chip: H200}\nworkload: {kind: offline, num_requests: 8, "
                     "lengths: {kind: fixed, prompt_tokens: 100, output_tokens: 10}}\n")
-    code, out, err = _cli(["plan", str(path), "--power-mw", "1"], capsys)
+    code, out, err = cli(["plan", str(path), "--power-mw", "1"], capsys)
     assert code == 0, err
     assert "75 / 600" in out  # floor(1 MW / 13.26 kW) = 75 HGX H200 systems x 8 GPUs

@@ -14,6 +14,7 @@ from clustersim.errors import SpecError
 from clustersim.topology import hgx, nvl72, tpu_slice, trn2
 from clustersim.topology.files import BUILDERS, TOPOLOGY_DIR, load_topology, save_topology, topology_names
 from clustersim.topology.graph import chips, num_links, validate_graph
+from cli_harness import cli
 
 
 def kinds(g: nx.DiGraph) -> Counter:
@@ -340,7 +341,7 @@ def test_bad_containment_edges_are_named(tmp_path):
 
 def test_cli_show_on_bad_explicit_torus_is_one_line(tmp_path, capsys):
     path = _edit_explicit(tmp_path, trn2(16), lambda d: _node(d, "u0.c0.0").pop("coord"))
-    code, out, err = run_cli(["topology", "show", str(path)], capsys)
+    code, out, err = cli(["topology", "show", str(path)], capsys)
     assert code == 2 and "no 'coord'" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
@@ -415,30 +416,12 @@ def test_show_lines_keep_their_bracketed_methods_and_say_how_hosts_and_ocs_are_r
     assert "hosts      18 host nodes (compute trays / servers) of 4 chips each" in rack  # 72 GPUs / 4 per compute tray
 
 
-def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    import sys
-
-    from clustersim.cli import main
-
-    old = sys.argv
-    sys.argv = ["clustersim", *argv]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = old
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_cli_show_prints_methods_and_draws_one_rack_or_cube(tmp_path, capsys):
-    code, out, _ = run_cli(["topology", "show", "gb200-nvl72x4", "--picture", str(tmp_path / "r.html"), "--part", "2"], capsys)
+    code, out, _ = cli(["topology", "show", "gb200-nvl72x4", "--picture", str(tmp_path / "r.html"), "--part", "2"], capsys)
     assert code == 0 and "[max-flow min cut between chip halves" in out and "[BFS from" in out
     page = (tmp_path / "r.html").read_text()
     assert page.count("<circle") == 72 + 18 + 9 + 18 + 72 and "domain 2" in page and "r2.g0" in page and "r1.g0" not in page
-    code, out, _ = run_cli(["topology", "show", "tpu-v7-8x8x8", "--picture", str(tmp_path / "c.html"), "--part", "cube:1.0.1"], capsys)
+    code, out, _ = cli(["topology", "show", "tpu-v7-8x8x8", "--picture", str(tmp_path / "c.html"), "--part", "cube:1.0.1"], capsys)
     page = (tmp_path / "c.html").read_text()
     # cube (1, 0, 1) holds x in 4..7, y in 0..3, z in 4..7
     assert code == 0 and page.count("<circle") == 64 and "c4.0.4 " in page and "c0.0.0 " not in page
@@ -458,7 +441,7 @@ def test_cli_show_prints_methods_and_draws_one_rack_or_cube(tmp_path, capsys):
 )
 def test_cli_show_bad_part_or_picture_is_one_clear_line(tmp_path, capsys, argv, needles):
     argv = [str(tmp_path / a) if a.startswith("x.") else a for a in argv]
-    code, _, err = run_cli(["topology", "show", *argv], capsys)
+    code, _, err = cli(["topology", "show", *argv], capsys)
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert all(n in err for n in needles), err
     assert not list(tmp_path.iterdir())  # nothing written
@@ -468,10 +451,10 @@ def test_cli_png_without_matplotlib_names_the_package(tmp_path, capsys):
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        code, _, err = run_cli(["topology", "show", "gb200-nvl72", "--picture", str(tmp_path / "x.png")], capsys)
+        code, _, err = cli(["topology", "show", "gb200-nvl72", "--picture", str(tmp_path / "x.png")], capsys)
         assert code == 2 and "'matplotlib'" in err and "not installed" in err and "Traceback" not in err
     else:
-        code, _, _ = run_cli(["topology", "show", "gb200-nvl72", "--picture", str(tmp_path / "x.png")], capsys)
+        code, _, _ = cli(["topology", "show", "gb200-nvl72", "--picture", str(tmp_path / "x.png")], capsys)
         assert code == 0 and (tmp_path / "x.png").stat().st_size > 0
 
 
