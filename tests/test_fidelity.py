@@ -124,7 +124,8 @@ def test_batch_of_one_matches_hand_arithmetic(tmp_path: Path) -> None:
 def test_mapping_choices() -> None:
     assert parse_parallelism("TP24") == (24, None)
     assert parse_parallelism("DEP8") == (8, 8)
-    assert parse_parallelism("PD disaggregation; DP-attention + large EP (EP32-class prefill)") == (None, None)
+    assert parse_parallelism("PD disaggregation; DP-attention + large EP (EP32-class prefill)") == (32, 32)
+    assert parse_parallelism("PD disaggregation (no degrees)") == (None, None)
     assert dtypes_of("nvfp4", None) == ("fp4", "fp8")
     assert dtypes_of("mystery", None) is None
     catalog, table = load_catalog(), load_efficiency_table()
@@ -136,6 +137,22 @@ def test_mapping_choices() -> None:
     mapped = map_row(row, catalog, table)
     assert mapped.setup is not None and mapped.setup.tp == 12 and mapped.setup.num_replicas == 1
     assert mapped.setup.num_heads == 72
+
+
+def test_wide_ep_across_nodes_maps_to_a_dep_pool() -> None:
+    catalog, table = load_catalog(), load_efficiency_table()
+    rows = _rows_of([
+        ["W1", "H100", "96", "deepseek-r1", "fp8", "2000", "100", "decode", "", "", "",
+         "PD disaggregation; DP-attention + large EP (EP72-class decode)", "output_tok_s_per_chip", "2000", "x"],
+        ["W2", "H100", "96", "deepseek-r1", "fp8", "2000", "100", "offline", "", "", "", "TP16",
+         "output_tok_s_per_chip", "2000", "x"],
+    ])
+    decode, plain_tp = (map_row(r, catalog, table) for r in rows)
+    # a 72-GPU decode pool of a 96-GPU deployment: 9 HGX nodes, DEP72, one pool
+    assert decode.setup is not None
+    assert (decode.setup.tp, decode.setup.ep, decode.setup.attn_dp, decode.setup.num_replicas) == (72, 72, 72, 1)
+    # plain TP may not leave the 8-GPU NVLink domain
+    assert plain_tp.setup is None and "scale-up domain" in plain_tp.reason
 
 
 def _rows_of(rows: list[list[str]]):  # type: ignore[no-untyped-def]

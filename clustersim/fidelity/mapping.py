@@ -16,7 +16,14 @@ Choices (each a documented approximation, not a per-row constant):
   on an MoE model is attn_dp = tp = ep = n (perf.ReplicaPerf.attn_dp): each rank keeps
   attention, dense layers and embeddings whole and the KV of its own sequences, experts split
   over n, all-to-all per MoE layer, no all-reduce; one sequence must fit one rank's KV.
-  The engine's batch limits are then per rank (runner.py). `EPn` alone sets ep. Replicas = chips / chips-per-replica (not a divisor -> skipped).
+  The engine's batch limits are then per rank (runner.py). "DP-attention + EPn" with no TP
+  stated (LMSYS "EP32-class") is DEPn too. A DEP replica may span whole scale-up domains
+  (DEP32 = 4 HGX nodes): its collectives cross the chips' scale-out NICs
+  (perf.HierarchicalComm); other layouts stay within one domain. Under DEP, n need not
+  divide num_experts (SGLang places 256 experts plus redundant copies on 72 ranks), and a
+  prefill/decode row (one pool of a disaggregated deployment, per-chip metrics) may state a
+  pool that does not divide the deployment's chip count (EP72 decode of 96 GPUs).
+  `EPn` alone sets ep. Replicas = chips / chips-per-replica (not a divisor -> skipped).
   Blank or not understood (e.g. "PD disaggregation ...") -> clustersim's plan: the smallest
   tp (dividing the heads, dividing the chip count, within the scale-up domain) whose
   replica holds KV for `PLAN_MIN_SEQS` sequences of isl + osl, else the largest that fits;
@@ -45,11 +52,16 @@ from clustersim.fidelity.rows import Row
 from clustersim.perf import ReplicaPerf, kv_capacity_tokens_per_rank
 from clustersim.perf.efficiency import Efficiency
 
+_DP_ATTENTION = re.compile(r"\bDP[- ]?ATTENTION\b|\bATTENTION[- ]?DP\b")
+
 PLAN_MIN_SEQS = 128
 """Planner: a replica should hold KV for at least this many full sequences (isl + osl)."""
 
 KV_RESERVE_FRACTION = 0.1
 """HBM kept out of the KV cache (vLLM's gpu_memory_utilization 0.9)."""
+
+PHASE_MODES = ("prefill", "decode")
+"""Modes measuring one pool of a disaggregated deployment (per-chip metrics of that pool)."""
 
 FAMILY_GROUPS = {"nvidia": "NVIDIA", "amd": "AMD", "google": "TPU", "aws": "Neuron"}
 """Chip family prefix -> the hardware family the error report groups by."""
@@ -126,6 +138,8 @@ def parse_parallelism(text: str) -> tuple[int | None, int | None]:
 
     >>> parse_parallelism("TP8"), parse_parallelism("DEP4 (attention-DP4 + EP4)"), parse_parallelism("")
     ((8, None), (4, 4), (None, None))
+    >>> parse_parallelism("PD disaggregation; DP-attention + large EP (EP32-class prefill)")
+    (32, 32)
     """
     t = text.upper()
     dep = re.search(r"\bDEP(\d+)", t)
@@ -134,18 +148,25 @@ def parse_parallelism(text: str) -> tuple[int | None, int | None]:
         return n, n
     tp = re.search(r"\bTP(\d+)", t)
     ep = re.search(r"\bEP(\d+)\b", t)
-    if "PD" in t and "DISAGG" in t:  # class sizes only ("EP32-class"): let the planner choose
+    if _DP_ATTENTION.search(t) and ep and not tp:  # "DP-attention + large EP (EP32-class ...)": DEP32
+        n = int(ep.group(1))
+        return n, n
+    if "PD" in t and "DISAGG" in t:  # no degree stated: let the planner choose
         return None, None
     return (int(tp.group(1)) if tp else None), (int(ep.group(1)) if ep else None)
 
 
 def is_dep(text: str) -> bool:
-    """Whether a parallelism string states attention data parallelism with EP (DEPn).
+    """Whether a parallelism string states attention data parallelism with EP (DEPn, or
+    DP-attention with EPn and no TP).
 
-    >>> is_dep("DEP4 (attention-DP4 + EP4)"), is_dep("TP8 EP8")
-    (True, False)
+    >>> is_dep("DEP4 (attention-DP4 + EP4)"), is_dep("TP8 EP8"), is_dep("PD disaggregation; DP-attention + large EP (EP72-class decode)")
+    (True, False, True)
     """
-    return re.search(r"\bDEP\d+", text.upper()) is not None
+    t = text.upper()
+    if re.search(r"\bDEP\d+", t):
+        return True
+    return bool(_DP_ATTENTION.search(t) and re.search(r"\bEP\d+\b", t) and not re.search(r"\bTP\d+", t))
 
 
 def padded_model(model: ModelSpec, tp: int) -> ModelSpec:
@@ -241,24 +262,28 @@ def map_row(row: Row, catalog: Catalog, efficiency: dict[str, Efficiency]) -> Ma
     else:
         if tp > row.num_chips and tp % row.num_chips == 0:
             num_shards, tp = tp, row.num_chips  # TP counted in logical cores (NeuronCores)
-        if row.num_chips % tp:
+        dep = is_dep(row.parallelism) and model.is_moe
+        one_pool = row.mode in PHASE_MODES and tp <= row.num_chips  # the measured pool need not divide the deployment
+        if row.num_chips % tp and not one_pool:
             return Mapped(row, None, f"parallelism {row.parallelism!r}: tp={tp} does not divide chips={row.num_chips}")
-        if tp > chip.scaleup_domain:
-            return Mapped(row, None, f"parallelism {row.parallelism!r}: tp={tp} exceeds the {chip.name} scale-up domain of {chip.scaleup_domain}")
+        spans_domains = dep and tp % chip.scaleup_domain == 0 and chip.scaleout_bw_bytes_s > 0
+        if tp > chip.scaleup_domain and not spans_domains:
+            return Mapped(row, None, f"parallelism {row.parallelism!r}: tp={tp} exceeds the {chip.name} scale-up domain of {chip.scaleup_domain}"
+                          " (only DEP replicas spanning whole domains may cross the scale-out network)")
         if ep is None:
             ep = tp if model.is_moe and model.num_experts % tp == 0 else 1
         if not model.is_moe:
             ep = 1
-        elif model.num_experts % ep or tp % ep:
+        elif (model.num_experts % ep and not dep) or tp % ep:  # DEP: uneven (or redundant) expert placement allowed
             return Mapped(row, None, f"parallelism {row.parallelism!r}: ep={ep} must divide num_experts={model.num_experts} and tp={tp}")
-        if is_dep(row.parallelism) and model.is_moe and ep == tp:
+        if dep and ep == tp:
             attn_dp = tp
         if _capacity(chip, model, tp, ep, wdt, kvdt, eff, attn_dp, num_shards) < isl + osl:
             return Mapped(row, None, f"{model.name} in {wdt} with tp={tp} does not fit one sequence of {isl + osl} tokens in {chip.name} HBM")
     deployed = _laid_out(model, tp // attn_dp, num_shards)
     setup = Setup(
         chip=chip.name, model=model.name, family=chip.family, num_chips=row.num_chips, tp=tp, ep=ep,
-        num_replicas=row.num_chips // tp, num_heads=deployed.num_heads,
+        num_replicas=max(1, row.num_chips // tp), num_heads=deployed.num_heads,
         weight_dtype=wdt, kv_dtype=kvdt, mode=row.mode, load=row.load, isl=isl, osl=osl,
         ttft_limit_s=row.ttft_limit_s, tpot_limit_s=row.tpot_limit_s, attn_dp=attn_dp,
         num_kv_heads=deployed.num_kv_heads,

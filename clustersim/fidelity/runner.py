@@ -25,6 +25,10 @@ Per mode (see mapping.Setup):
   event simulation, since a saturated single phase is one repeated step: prefill runs
   budget/isl whole prompts per step; decode runs the largest batch that fits (KV for
   isl + osl tokens per sequence, at most OFFLINE_MAX_NUM_SEQS) at mean context isl + osl/2.
+  Under DEP these limits are per attention-DP rank (each rank schedules its own sequences,
+  SGLang --enable-dp-attention, TensorRT-LLM enable_attention_dp), so the replica's are
+  attn_dp times larger; the event-simulated modes keep replica-wide limits (see
+  docs/fidelity.md).
 
 Throughput of a simulated run is the steady-state completion rate: output tokens of the
 requests finishing between the 25th and 75th percentile of finish times over that span
@@ -294,14 +298,14 @@ def run_setup(setup: Setup, catalog: Catalog, eff: Efficiency) -> Outcome:
     """Predicted metrics of `setup` with efficiency factors `eff` (see module docstring)."""
     replica, capacity = make_replica(setup, catalog, eff)
     mode = setup.mode
-    if mode == "prefill":
-        num = max(1, OFFLINE_MAX_BATCHED_TOKENS // setup.isl)
+    if mode == "prefill":  # DEP: every attention-DP rank schedules its own prompts within its own budget
+        num = max(1, OFFLINE_MAX_BATCHED_TOKENS // setup.isl) * setup.attn_dp
         load = BatchLoad(num_tokens=num * setup.isl, num_prefill_tokens=num * setup.isl, num_seqs=num, num_sampled=num,
                          attn_pairs=num * setup.isl * (setup.isl + 1) / 2, kv_read_tokens=num * setup.isl)
         per_chip = num * setup.isl / step_time_s(replica, load) / replica.num_chips
         return Outcome({"input_tok_s_per_chip": per_chip})
     if mode == "decode":
-        batch = _max_batch(setup, capacity, OFFLINE_MAX_NUM_SEQS)
+        batch = _max_batch(setup, capacity, OFFLINE_MAX_NUM_SEQS * setup.attn_dp)
         step_s = step_time_s(replica, _decode_load(batch, setup.isl + setup.osl // 2))
         per_chip = batch / step_s / replica.num_chips
         return Outcome({"output_tok_s_per_chip": per_chip, "output_tok_s_total": per_chip * setup.num_chips,

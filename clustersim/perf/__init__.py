@@ -3,7 +3,7 @@
 No SimPy, no I/O beyond reading the packaged efficiency table once, no randomness.
 """
 
-from clustersim.perf.comm import AlphaBetaComm, CommModel
+from clustersim.perf.comm import AlphaBetaComm, CommModel, HierarchicalComm
 from clustersim.perf.efficiency import Efficiency, efficiency_for, load_efficiency_table
 from clustersim.perf.load import BatchLoad
 from clustersim.perf.memory import (
@@ -39,6 +39,7 @@ __all__ = [
     "AlphaBetaComm",
     "BatchLoad",
     "CommModel",
+    "HierarchicalComm",
     "DecodeRunCosts",
     "Efficiency",
     "ParamGroups",

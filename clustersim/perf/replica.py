@@ -19,7 +19,7 @@ from typing import Any
 
 from clustersim.catalog.specs import DTYPE_BYTES, ChipSpec, ModelSpec
 from clustersim.errors import SpecError
-from clustersim.perf.comm import AlphaBetaComm, CommModel
+from clustersim.perf.comm import AlphaBetaComm, CommModel, HierarchicalComm
 from clustersim.perf.efficiency import Efficiency, efficiency_for
 
 
@@ -37,7 +37,10 @@ class ReplicaPerf:
     chip's scale-up link at `efficiency.comm_bw` of its bandwidth with `efficiency.comm_latency_s`.
     All three are resolved at construction, so after it they are never None; hence
     `dataclasses.replace(r, chip=other)` keeps r's comm and efficiency: pass comm=None,
-    efficiency=None as well to derive them from the new chip.
+    efficiency=None as well to derive them from the new chip. A replica of more chips than
+    one scale-up domain (wide expert parallelism across HGX nodes, pipeline stages on other
+    nodes) gets a `HierarchicalComm` instead: traffic leaving a domain crosses each chip's
+    scale-out NIC (`chip.scaleout_bw_bytes_s`) at the same `comm_bw` fraction.
 
     Rules checked here (SpecError otherwise): tp, ep, pp, attn_dp >= 1; attention TP
     (tp / attn_dp) divides num_heads (heads split evenly); pp <= num_layers; ep divides
@@ -88,6 +91,14 @@ class ReplicaPerf:
         _check_dtype(f"{where}: kv_dtype", self.kv_dtype)
         efficiency = efficiency_for(self.chip) if self.efficiency is None else self.efficiency
         comm = self.comm
+        spans_domains = self.num_chips > self.chip.scaleup_domain > 0 and self.chip.scaleout_bw_bytes_s > 0
+        if comm is None and spans_domains:
+            comm = HierarchicalComm(
+                up_bw_bytes_s=self.chip.scaleup_bw_bytes_s * efficiency.comm_bw,
+                out_bw_bytes_s=self.chip.scaleout_bw_bytes_s * efficiency.comm_bw,
+                latency_s=efficiency.comm_latency_s,
+                domain_size=self.chip.scaleup_domain,
+            )
         if comm is None:
             comm = AlphaBetaComm(
                 bw_bytes_s=self.chip.scaleup_bw_bytes_s * efficiency.comm_bw,

@@ -7,7 +7,11 @@ classes run one after another:
   once per step, 2 FLOPs per parameter per token) and the lm_head for the sampled rows;
 - routed experts: FLOPs 2 x top_k x expert params per token per MoE layer; bytes of the
   experts at least one token is routed to, E(1 - (1 - k/E)^T) of E per MoE layer for T
-  tokens under uniform routing;
+  tokens under uniform routing. With ep > 1 the layer waits for its busiest rank: the
+  routed-expert compute time is scaled by the busiest rank's token-expert rows over the
+  mean rank's, and the expert-read time by its distinct experts over the mean's
+  (`moe_balance`: expected maxima under uniform routing, no fitted parameter). FLOPs and
+  bytes (the work) are unchanged;
 - attention: 4 x num_heads x head_dim FLOPs per query-key pair (QK^T and PV); MLA uses the
   absorbed (weight-folded) form, 2 x num_heads x (2 x kv_lora_rank + qk_rope_head_dim) per
   pair, exact for decode and an overestimate for prefill, which runs the unabsorbed form;
@@ -77,6 +81,7 @@ from clustersim.perf.memory import (
     param_groups,
     weight_breakdown,
 )
+from clustersim.perf.moe_balance import rank_experts_imbalance, rank_rows_imbalance
 from clustersim.perf.replica import ReplicaPerf
 
 ACT_BYTES = 2.0
@@ -156,6 +161,9 @@ class _Constants:
     all_to_all_bytes_per_token: float
     num_sends: int
     send_bytes_per_token: float
+    top_k: int
+    moe_ep: int
+    """Ranks the routed experts are spread over (1: no expert parallelism, no imbalance)."""
     memo: dict[tuple[int, int], tuple[float, ...]] = field(default_factory=dict)
 
 
@@ -211,6 +219,8 @@ def _build_constants(replica: ReplicaPerf) -> _Constants:
         all_to_all_bytes_per_token=m.num_experts_per_tok * m.hidden_size * ACT_BYTES / replica.ep,
         num_sends=replica.pp - 1,
         send_bytes_per_token=m.hidden_size * ACT_BYTES / attn_dp,
+        top_k=m.num_experts_per_tok,
+        moe_ep=replica.ep if num_moe > 0 else 1,
     )
 
 
@@ -252,6 +262,10 @@ def _compute_load_independent_terms(c: _Constants, num_tokens: int, num_sampled:
         rows = num_tokens * (1.0 - c.expert_miss) * c.num_experts / touched  # tokens per touched expert
         moe_compute_s = moe_flops * (rows + c.gemm_half_rows) / (rows * c.moe_flops_s)
         moe_memory_s = moe_bytes / c.mem_bytes_s
+        if c.moe_ep > 1:  # the layer waits for its busiest expert-parallel rank
+            experts = int(c.num_experts)
+            moe_compute_s *= rank_rows_imbalance(num_tokens, c.top_k, experts, c.moe_ep)
+            moe_memory_s *= rank_experts_imbalance(num_tokens, c.top_k, experts, c.moe_ep)
         time_s += moe_compute_s if moe_compute_s > moe_memory_s else moe_memory_s
         compute_s += moe_compute_s
         memory_s += moe_memory_s
