@@ -28,7 +28,7 @@ Per mode (see mapping.Setup):
   Under DEP these limits are per attention-DP rank (each rank schedules its own sequences,
   SGLang --enable-dp-attention, TensorRT-LLM enable_attention_dp), so the replica's are
   attn_dp times larger; the event-simulated modes keep replica-wide limits (see
-  docs/fidelity.md).
+  clustersim/fidelity/README.md).
 
 Throughput of a simulated run is the steady-state completion rate: output tokens of the
 requests finishing between the 25th and 75th percentile of finish times over that span
