@@ -179,6 +179,24 @@ def steady_rate(finish_s: np.ndarray, num_out: np.ndarray) -> float:
     return tokens / float(finish[-1]) if n and finish[-1] > 0 else 0.0
 
 
+def window_token_rate(arrival: np.ndarray, first: np.ndarray, finish: np.ndarray, num_out: np.ndarray,
+                      start_s: float, end_s: float) -> float:
+    """Output tokens/s generated in [start_s, end_s): each request's first token at first_token_s,
+    the other num_out - 1 spread evenly up to finish_s (decode steps are near-uniform).
+
+    >>> window_token_rate(np.zeros(1), np.array([1.0]), np.array([11.0]), np.array([11.0]), 0.0, 6.0)
+    1.0
+    """
+    span = end_s - start_s
+    if not span > 0:
+        return 0.0
+    first_in = ((first >= start_s) & (first < end_s)).sum()
+    decode = np.maximum(finish - first, 0.0)
+    overlap = np.clip(np.minimum(finish, end_s) - np.maximum(first, start_s), 0.0, None)
+    share = np.divide(overlap, decode, out=np.zeros_like(decode), where=decode > 0)
+    return float(first_in + (share * (num_out - 1)).sum()) / span
+
+
 def steady_output_tokens_s(requests: list[Request]) -> float:
     """`steady_rate` of finished requests."""
     _, _, finish, num_out = _arrays(requests)
@@ -269,7 +287,10 @@ def _server(replica: ReplicaPerf, capacity: int, setup: Setup) -> Outcome:
         else:
             hi = mid
     rate, done = best
-    return Outcome(_with_throughput(done, setup, rate * setup.osl), f"rate {rate * setup.num_replicas:.3g} req/s")
+    # what the trial completed at steady state, never more than was offered: a short trial can
+    # pass the latency limits while completions still lag arrivals (the batch is still growing)
+    served = min(rate * setup.osl, steady_output_tokens_s(done))
+    return Outcome(_with_throughput(done, setup, served), f"rate {rate * setup.num_replicas:.3g} req/s")
 
 
 def fixed_schedule(setup: Setup, capacity: int) -> tuple[int, int, int]:
@@ -283,11 +304,27 @@ def fixed_schedule(setup: Setup, capacity: int) -> tuple[int, int, int]:
     return num, OFFLINE_MAX_NUM_SEQS, OFFLINE_MAX_BATCHED_TOKENS
 
 
+def _staggered(specs: list[RequestSpec], batch: int) -> list[RequestSpec]:
+    """The first `batch` requests end at evenly spread points of their output (request j of
+    the first wave after ceil(osl (j + 1) / batch) tokens), so the replacements that follow
+    run desynchronized, as in a continuous batcher's steady state, not in lock-step waves."""
+    out = list(specs)
+    for j in range(min(batch, len(out))):
+        s = out[j]
+        out[j] = RequestSpec(s.request_id, s.arrival_s, s.num_prompt_tokens,
+                             max(1, math.ceil(s.num_output_tokens * (j + 1) / batch)))
+    return out
+
+
 def fixed_schedule_metrics(setup: Setup, arrival: np.ndarray, first: np.ndarray, finish: np.ndarray,
                            num_out: np.ndarray) -> dict[str, float]:
     """Metrics of a batch (throughput over the makespan) or offline (steady rate) run."""
     metrics = latency_metrics(arrival, first, finish, num_out)
-    tokens_s = float(num_out.sum() / finish.max()) if setup.mode == "batch" else steady_rate(finish, num_out)
+    if setup.mode == "batch":
+        tokens_s = float(num_out.sum() / finish.max())
+    else:  # tokens generated between the first and third quartile of finish times
+        lo, hi = np.percentile(finish, [25, 75])
+        tokens_s = window_token_rate(arrival, first, finish, num_out, float(lo), float(hi)) if hi > lo else steady_rate(finish, num_out)
     total = tokens_s * setup.num_replicas
     metrics["output_tok_s_total"] = total
     metrics["output_tok_s_per_chip"] = total / setup.num_chips
@@ -312,7 +349,10 @@ def run_setup(setup: Setup, catalog: Catalog, eff: Efficiency) -> Outcome:
                         "tpot_p50_ms": step_s * 1e3, "itl_mean_ms": step_s * 1e3}, f"decode batch {batch}")
     if mode in ("batch", "offline"):
         num, max_seqs, max_tokens = fixed_schedule(setup, capacity)
-        done = _serve(replica, capacity, max_seqs, max_tokens, _fixed(num, setup.isl, setup.osl))
+        specs = _fixed(num, setup.isl, setup.osl)
+        if mode == "offline":
+            specs = _staggered(specs, _max_batch(setup, capacity, max_seqs))
+        done = _serve(replica, capacity, max_seqs, max_tokens, specs)
         return Outcome(fixed_schedule_metrics(setup, *_arrays(done)), f"{num} requests")
     if mode == "concurrency":
         clients = max(1, round((setup.load or 1) / setup.num_replicas))
