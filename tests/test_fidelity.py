@@ -196,3 +196,35 @@ def test_calibration_is_deterministic(tmp_path: Path) -> None:
     assert first != table["nvidia-hopper"]
     assert all(math.isfinite(v) for v in (first.compute, first.memory, first.step_overhead_s))
     assert np.isclose(first.attention_compute / first.compute, table["nvidia-hopper"].attention_compute / table["nvidia-hopper"].compute)
+
+
+def test_offline_first_wave_is_staggered_so_replacements_run_desynchronized():
+    from clustersim.fidelity.runner import _staggered
+    from clustersim.serving.request import RequestSpec
+
+    specs = [RequestSpec(i, 0.0, 100, 8) for i in range(6)]
+    # batch 4, osl 8: request j of the first wave stops after ceil(8 (j + 1) / 4) tokens
+    assert [s.num_output_tokens for s in _staggered(specs, 4)] == [2, 4, 6, 8, 8, 8]
+    assert [s.num_prompt_tokens for s in _staggered(specs, 4)] == [100] * 6
+
+
+def test_window_token_rate_counts_first_tokens_and_spreads_the_rest():
+    import numpy as np
+
+    from clustersim.fidelity.runner import window_token_rate
+
+    # request A: first token at 1 s, 10 more up to 11 s (1/s); B: first at 4 s, 4 more up to 8 s
+    arrival = np.zeros(2)
+    first, finish, num_out = np.array([1.0, 4.0]), np.array([11.0, 8.0]), np.array([11.0, 5.0])
+    # window [2, 6): A makes 4 tokens, B its first token plus 2 of its 4 -> 7 tokens in 4 s
+    assert window_token_rate(arrival, first, finish, num_out, 2.0, 6.0) == pytest.approx(7 / 4)
+
+
+def test_fitted_memory_efficiency_never_drops_below_the_physical_floor():
+    from clustersim.fidelity.calibrate import MEMORY_LO, factors_from
+    from clustersim.perf.efficiency import load_efficiency_table
+
+    prior = load_efficiency_table()["nvidia-hopper"]
+    for x in ([-50.0, -50.0, -5.0], [0.0, -1e9, -5.0], [3.0, 50.0, -5.0]):
+        eff = factors_from(prior, x)
+        assert MEMORY_LO <= eff.memory <= 0.95
