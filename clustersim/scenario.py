@@ -182,6 +182,7 @@ class TopologyConfig(_Strict):
     policy: Literal["pack", "spread"] = "pack"  # fill a domain first, or deal replicas over domains
     within: Literal["domain", "any"] = "domain"  # keep each replica in one scale-up domain
     link_bucket_s: PositiveFloat = 1.0  # time bucket of links.arrow
+    link_detail: Literal["link", "class"] = "link"  # links.arrow rows per link, or per link kind (big graphs)
 
 
 class RunConfig(_Strict):

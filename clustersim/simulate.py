@@ -195,7 +195,7 @@ def _write_summaries(run: _Run, out: Path, where: str, req_stats: WriteStats, st
     if built.graph is not None and step_stats is not None and scenario.topology is not None:
         history = hooks.history if hooks is not None else None  # GraphComms changed by failures, over time
         link_stats = write_link_trace(out / "links.arrow", out / "steps.arrow", built.replicas, built.graph,
-                                      scenario.topology.link_bucket_s, history)
+                                      scenario.topology.link_bucket_s, history, scenario.topology.link_detail)
         files["links.arrow"] = _stats(link_stats)
         summary["deployment"]["topology"] = scenario.topology.name
         summary["deployment"]["placement"] = [list(p.chips) for p in built.placements[:8]]

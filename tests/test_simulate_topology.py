@@ -40,6 +40,26 @@ def test_links_trace_carries_every_step_byte(tmp_path):
     assert result.summary["deployment"]["topology"] == "gb200-nvl72"
 
 
+def test_link_classes_sum_the_links_of_each_kind(tmp_path):
+    simulate(parse_scenario(scenario()), tmp_path / "links")
+    over = scenario()
+    over["topology"] = dict(over["topology"], link_detail="class")
+    simulate(parse_scenario(over), tmp_path / "classes")
+    per_link = pa.ipc.open_file(str(tmp_path / "links" / "links.arrow")).read_all().to_pydict()
+    per_class = pa.ipc.open_file(str(tmp_path / "classes" / "links.arrow")).read_all().to_pydict()
+    assert set(per_class["src"]) == {"class:nvlink"} and set(per_class["dst"]) == {"all"}
+    # per bucket: bytes summed over every NVLink; mean utilization over the rack's total NVLink
+    # bandwidth (72 GPUs x 18 links x 2 directions x 50 GB/s); max = the busiest link's
+    nvlink_bw = 72 * 18 * 2 * 50e9
+    for start, moved, util, top in zip(per_class["bucket_start_s"], per_class["bytes"], per_class["utilization"],
+                                       per_class["max_utilization"]):
+        rows = [i for i, b in enumerate(per_link["bucket_start_s"]) if b == start]
+        assert moved == pytest.approx(sum(per_link["bytes"][i] for i in rows), rel=1e-12)
+        assert util == pytest.approx(moved / (nvlink_bw * 0.5), rel=1e-6)
+        assert top == pytest.approx(max(per_link["utilization"][i] for i in rows), rel=1e-6)
+    assert per_link["max_utilization"] == per_link["utilization"]
+
+
 def test_all_reduce_bytes_leave_each_gpu_over_its_nvlinks():
     # One step of T tokens on a TP4 replica: 160 all-reduces of T x 8192 x 2 bytes. Whatever the
     # algorithm, each of the 4 GPUs must send at least (n-1)/n of the message (reduce-scatter

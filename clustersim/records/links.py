@@ -21,7 +21,13 @@ kind            string  link kind as in the topology: nvlink, ici, neuronlink, o
                         (scale-out fabric: NIC-leaf-spine)
 bytes           float64 bytes carried src -> dst in the bucket
 utilization     float32 bytes / (bw_bytes_s x bucket_s)
+max_utilization float32 the busiest single link's utilization (= utilization per link)
 =============== ======= ===============================================================
+
+With `topology.link_detail: class` (for big graphs: a 9,216-chip pod has ~55k directed
+links), a bucket has one row per link kind instead: src `class:<kind>`, dst `all`, `bytes`
+summed over every link of that kind, `utilization` = bytes / (the kind's total bandwidth x
+bucket_s), i.e. the kind's mean load, and `max_utilization` its busiest link's.
 """
 
 from __future__ import annotations
@@ -47,7 +53,9 @@ LINKS = pa.schema([
     pa.field("kind", pa.string()),
     pa.field("bytes", pa.float64()),
     pa.field("utilization", pa.float32()),
+    pa.field("max_utilization", pa.float32()),
 ])
+LINK_DETAILS = ("link", "class")
 
 
 def step_link_bytes(replica: ReplicaPerf, num_tokens: int) -> dict[tuple[str, str], float]:
@@ -97,7 +105,7 @@ class PerfHistory:
 
 def write_link_trace(
     path: Path, steps_path: Path, replicas: Sequence[ReplicaPerf], graph: nx.DiGraph, bucket_s: float,
-    history: PerfHistory | None = None,
+    history: PerfHistory | None = None, detail: str = "link",
 ) -> WriteStats:
     """Stream steps.arrow into links.arrow (see the module docstring); `history` (failures
     on) gives each replica's model over time, else `replicas` hold for the whole run.
@@ -108,8 +116,11 @@ def write_link_trace(
     multi-step span longer than the batch window) may add a second row for a bucket already
     written: sum `bytes` by (bucket_start_s, src, dst) to be safe.
     """
+    if detail not in LINK_DETAILS:
+        raise ValueError(f"write_link_trace detail={detail!r}, must be one of {LINK_DETAILS}")
     if history is not None and not history.num_changes:
         history = None
+    flush = _flush if detail == "link" else _flush_classes(graph)
     per_tokens: dict[tuple[int, int], dict[tuple[str, str], float]] = {}
     held: dict[int, dict[tuple[str, str], float]] = {}
     with ArrowWriter(path, LINKS, metadata={"topology": str(graph.graph.get("name", ""))}) as writer:
@@ -135,9 +146,9 @@ def write_link_trace(
                         acc[edge] += value
                 watermark = int(buckets.min()) - 1
                 for bucket in sorted(b for b in held if b < watermark):
-                    _flush(writer, graph, bucket, bucket_s, held.pop(bucket))
+                    flush(writer, graph, bucket, bucket_s, held.pop(bucket))
         for bucket in sorted(held):
-            _flush(writer, graph, bucket, bucket_s, held.pop(bucket))
+            flush(writer, graph, bucket, bucket_s, held.pop(bucket))
     return writer.stats
 
 
@@ -155,4 +166,49 @@ def _flush(writer: ArrowWriter, graph: nx.DiGraph, bucket: int, bucket_s: float,
         "kind": [str(graph.edges[e].get("kind", "")) for e in edges],
         "bytes": moved,
         "utilization": (moved / (bw * bucket_s)).astype(np.float32),
+        "max_utilization": (moved / (bw * bucket_s)).astype(np.float32),
     })
+
+
+def class_bandwidth(graph: nx.DiGraph) -> dict[str, float]:
+    """Total directed bandwidth (bytes/s) of every link kind (containment edges excluded).
+
+    >>> g = nx.DiGraph(); g.add_edge("a", "b", kind="ici", bw_bytes_s=2.0); g.add_edge("b", "a", kind="ici", bw_bytes_s=2.0)
+    >>> class_bandwidth(g)
+    {'ici': 4.0}
+    """
+    total: dict[str, float] = defaultdict(float)
+    for _, _, data in graph.edges(data=True):
+        if data.get("kind") != "contains":
+            total[str(data.get("kind", ""))] += float(data["bw_bytes_s"])
+    return dict(total)
+
+
+def _flush_classes(graph: nx.DiGraph):  # type: ignore[no-untyped-def]
+    """A flush that writes one row per link kind (see the module docstring)."""
+    class_bw = class_bandwidth(graph)
+
+    def flush(writer: ArrowWriter, graph: nx.DiGraph, bucket: int, bucket_s: float, acc: dict) -> None:
+        if not acc:
+            return
+        moved: dict[str, float] = defaultdict(float)
+        busiest: dict[str, float] = defaultdict(float)
+        for edge, value in acc.items():
+            data = graph.edges[edge]
+            kind = str(data.get("kind", ""))
+            moved[kind] += value
+            busiest[kind] = max(busiest[kind], value / (data["bw_bytes_s"] * bucket_s))
+        kinds = sorted(moved)
+        total = np.array([moved[k] for k in kinds])
+        writer.extend({
+            "bucket_start_s": np.full(len(kinds), bucket * bucket_s),
+            "bucket_s": np.full(len(kinds), bucket_s),
+            "src": [f"class:{k}" for k in kinds],
+            "dst": ["all"] * len(kinds),
+            "kind": kinds,
+            "bytes": total,
+            "utilization": (total / (np.array([class_bw[k] for k in kinds]) * bucket_s)).astype(np.float32),
+            "max_utilization": np.array([busiest[k] for k in kinds], dtype=np.float32),
+        })
+
+    return flush
