@@ -260,7 +260,6 @@ def _gb(x: float) -> str:
 
 def representation(g: nx.DiGraph) -> list[str]:
     """Lines saying how the node kinds that are not all nodes here are represented (graph.py)."""
-    cs = chips(g)
     lines = []
     kinds = Counter(k for _, k in g.nodes(data="kind"))
     held = Counter(g.nodes[u]["kind"] for u, _, k in g.edges(data="kind") if k == CONTAINS)
