@@ -13,9 +13,25 @@ import heapq
 from collections.abc import Callable, Iterable, Iterator
 
 import simpy
-from simpy.core import URGENT
+from simpy.core import NORMAL, URGENT
 
 from clustersim.serving.request import RequestSpec
+
+
+def triggered_event(env: simpy.Environment, value: object = None) -> simpy.Event:
+    """An event already triggered with `value`, as simpy.Timeout builds itself: it fires when
+    the caller puts it on the queue (callbacks only, no generator process needed)."""
+    event = simpy.Event(env)
+    event._ok = True
+    event._value = value
+    return event
+
+
+def event_in(env: simpy.Environment, delay_s: float, priority: int = NORMAL, value: object = None) -> simpy.Event:
+    """A triggered event scheduled delay_s from now at `priority` (engine steps: NORMAL)."""
+    event = triggered_event(env, value)
+    env.schedule(event, priority, delay_s)
+    return event
 
 
 def arrival_at(env: simpy.Environment, time_s: float) -> simpy.Event:
@@ -25,9 +41,7 @@ def arrival_at(env: simpy.Environment, time_s: float) -> simpy.Event:
     (SimPy 4's (time, priority, id, event) entries; tests check the instant)."""
     if not time_s >= env.now:
         raise ValueError(f"arrival_at time_s={time_s}, must be >= now={env.now}")
-    event = simpy.Event(env)
-    event._ok = True
-    event._value = None
+    event = triggered_event(env)
     heapq.heappush(env._queue, (time_s, URGENT, next(env._eid), event))
     return event
 
@@ -36,11 +50,7 @@ def arrival_timeout(env: simpy.Environment, delay_s: float) -> simpy.Event:
     """An event that fires after delay_s, before any step ending at the same instant."""
     if delay_s < 0:
         raise ValueError(f"arrival_timeout delay_s={delay_s}, must be >= 0")
-    event = simpy.Event(env)
-    event._ok = True  # a pre-triggered event, as simpy.Timeout builds itself
-    event._value = None
-    env.schedule(event, URGENT, delay_s)
-    return event
+    return event_in(env, delay_s, URGENT)
 
 
 class ArrivalFeed:

@@ -26,6 +26,7 @@ from simpy.core import NORMAL, URGENT
 
 from clustersim.perf.load import BatchLoad
 from clustersim.serving.batcher import NO_SPAN, Batcher, DecodeSpan, StepPlan
+from clustersim.serving.clock import event_in
 from clustersim.serving.request import Request
 from clustersim.serving.timing import utilization
 
@@ -177,11 +178,7 @@ class Engine:
 
     def _call_in(self, delay_s: float, callback: Callable[[simpy.Event], None], priority: int = NORMAL,
                  value: int = 0) -> None:
-        event = simpy.Event(self.env)
-        event._ok = True  # pre-triggered, as simpy.Timeout builds itself
-        event._value = value
-        event.callbacks.append(callback)
-        self.env.schedule(event, priority, delay_s)
+        event_in(self.env, delay_s, priority, value).callbacks.append(callback)
 
     def _wake_later(self) -> None:
         self._wake_pending = True
