@@ -10,7 +10,7 @@ import simpy
 
 from clustersim.perf.load import BatchLoad
 from clustersim.serving.batcher import Batcher
-from clustersim.serving.clock import arrival_timeout
+from clustersim.serving.clock import ArrivalFeed, arrival_timeout
 from clustersim.serving.engine import Engine, span_columns
 from clustersim.serving.kv_cache import KVCache
 from clustersim.serving.request import Request, RequestSpec, Status
@@ -87,12 +87,6 @@ def run_serving(
         for i in range(num_replicas)
     ])
 
-    def arrivals():
-        for spec in specs:
-            if spec.arrival_s > env.now:
-                yield arrival_timeout(env, spec.arrival_s - env.now)
-            cluster.arrive(spec)
-
     def fault(time_s: float, replica: int, down_s: float):
         yield arrival_timeout(env, time_s)
         if cluster.engines[replica].down:
@@ -102,7 +96,7 @@ def run_serving(
         cluster.restore(replica)
         outcome.down.append((replica, time_s, time_s + down_s))
 
-    env.process(arrivals())
+    ArrivalFeed(env, specs, cluster.arrive)
     for time_s, replica, down_s in faults:
         env.process(fault(time_s, replica, down_s))
     env.run(until=horizon_s)

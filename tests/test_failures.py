@@ -24,7 +24,7 @@ from clustersim.failures.attach import attach_failures, reload_time_s
 from clustersim.failures.blast import link_id
 from clustersim.failures.records import down_intervals
 from clustersim.serving.batcher import Batcher
-from clustersim.serving.clock import arrival_timeout
+from clustersim.serving.clock import ArrivalFeed
 from clustersim.serving.cluster import Cluster
 from clustersim.serving.engine import Engine, span_columns
 from clustersim.serving.kv_cache import KVCache
@@ -214,13 +214,7 @@ def serve(specs, faults, num_replicas=2, timer=None, num_blocks=1000, reload_s=5
     cluster.attach([Engine(env, i, Batcher(KVCache(num_blocks, 16), 512, 64), timer or ConstTimer(),
                            cluster.finished, on_steps, on_evicted=cluster.evicted) for i in range(num_replicas)])
 
-    def arrivals():
-        for spec in specs:
-            if spec.arrival_s > env.now:
-                yield arrival_timeout(env, spec.arrival_s - env.now)
-            cluster.arrive(spec)
-
-    env.process(arrivals())
+    ArrivalFeed(env, specs, cluster.arrive)
     blast = ReplicaBlast(num_replicas, 2)
     start_failures(env, cluster, faults, blast.effect, lambda r: reload_s, events.append,
                    lambda r, g, c: degrades.append((r, g)))

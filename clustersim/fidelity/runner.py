@@ -50,7 +50,7 @@ from clustersim.perf import ReplicaPerf, kv_capacity_tokens, step_time_s
 from clustersim.perf.efficiency import Efficiency
 from clustersim.perf.load import BatchLoad
 from clustersim.serving.batcher import Batcher
-from clustersim.serving.clock import arrival_timeout
+from clustersim.serving.clock import ArrivalFeed
 from clustersim.serving.engine import Engine
 from clustersim.serving.kv_cache import KVCache
 from clustersim.serving.request import Request, RequestSpec, Status
@@ -106,11 +106,8 @@ def _serve(replica: ReplicaPerf, capacity: int, max_seqs: int, max_tokens: int,
     finished: list[Request] = []
     batcher = Batcher(KVCache(capacity // BLOCK_SIZE, BLOCK_SIZE), max_num_batched_tokens=max_tokens, max_num_seqs=max_seqs)
 
-    def arrive(batch: Iterable[RequestSpec]):  # type: ignore[no-untyped-def]
-        for spec in batch:
-            if spec.arrival_s > env.now:
-                yield arrival_timeout(env, spec.arrival_s - env.now)
-            engine.submit(Request(spec))
+    def arrive(spec: RequestSpec) -> None:
+        engine.submit(Request(spec))
 
     def on_finish(request: Request) -> None:
         request.status = Status.FINISHED
@@ -118,10 +115,10 @@ def _serve(replica: ReplicaPerf, capacity: int, max_seqs: int, max_tokens: int,
         if closed is not None:
             nxt = closed.next_request(request.spec.client_id, env.now)
             if nxt is not None:
-                env.process(arrive((nxt,)))
+                ArrivalFeed(env, (nxt,), arrive)
 
     engine = Engine(env, 0, batcher, timer or PerfTimer(replica), on_finish=on_finish)  # type: ignore[arg-type]
-    env.process(arrive(specs))
+    ArrivalFeed(env, specs, arrive)
     env.run(until=max_sim_s)
     return finished
 
