@@ -61,18 +61,25 @@ class StepSpan:
     tail: BatchLoad | None = None  # load of steps 1.. when step 0 (which ends prefills) differs
     peaks: tuple[float, float] = (math.nan, math.nan)  # the replica's peak FLOP/s and HBM bytes/s
 
-    def counts(self, num_done: int) -> dict[str, np.ndarray]:
-        """Per-step token and sequence counts of the first num_done steps."""
+    def first_and_rest(self) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
+        """COUNT_COLUMNS of step 0 and of every later step (they differ when step 0 ended prefills)."""
         head, tail = self.plan, self.tail
         first = (head.load.num_seqs, head.load.num_prefill_tokens, head.num_decode_tokens, head.load.num_sampled)
         rest = first if tail is None else (tail.num_seqs, 0, tail.num_tokens, tail.num_sampled)
+        return first, rest
+
+    def counts(self, num_done: int) -> dict[str, np.ndarray]:
+        """Per-step token and sequence counts of the first num_done steps."""
         columns = {}
-        for name, a, b in zip(("num_seqs", "num_prefill_tokens", "num_decode_tokens", "num_sampled"), first, rest):
+        for name, a, b in zip(COUNT_COLUMNS, *self.first_and_rest()):
             values = np.full(num_done, b, dtype=np.int32)
             values[0] = a
             columns[name] = values
         return columns
 
+
+COUNT_COLUMNS = ("num_seqs", "num_prefill_tokens", "num_decode_tokens", "num_sampled")
+"""steps.arrow columns counted per step, in StepSpan.first_and_rest order."""
 
 StepSink = Callable[[int, StepSpan, int], None]
 """Receives (replica_id, span, num_done): the first num_done steps of the span completed."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from clustersim.records import ArrowWriter
-from clustersim.serving.engine import StepSpan
+from clustersim.serving.engine import COUNT_COLUMNS, StepSpan
 from clustersim.serving.timing import utilization
 
 
@@ -56,17 +56,12 @@ class StepLog:
             return values
 
         step_s, flops, hbm_bytes = cut(0), cut(1), cut(2)
-        heads = [s.plan for _, s, _ in pending]
-        tails = [s.tail for _, s, _ in pending]
+        firsts, rests = zip(*(s.first_and_rest() for _, s, _ in pending))
+        counted = {name: per_step((f[i] for f in firsts), (r[i] for r in rests)) for i, name in enumerate(COUNT_COLUMNS)}
         self.writer.extend({
             "start_s": starts,
             "replica": repeat((r for r, _, _ in pending), np.int32),
             "step_s": step_s,
-            "num_seqs": repeat((p.load.num_seqs for p in heads), np.int32),
-            "num_prefill_tokens": per_step((p.load.num_prefill_tokens for p in heads),
-                                           (p.load.num_prefill_tokens if t is None else 0 for p, t in zip(heads, tails))),
-            "num_decode_tokens": per_step((p.num_decode_tokens for p in heads),
-                                          (p.num_decode_tokens if t is None else t.num_tokens for p, t in zip(heads, tails))),
             "flops": flops,
             "hbm_bytes": hbm_bytes,
             "compute_util": utilization(flops, step_s, repeat((s.peaks[0] for _, s, _ in pending), np.float64)),
@@ -74,6 +69,5 @@ class StepLog:
             "kv_blocks_used": np.concatenate([s.kv_used[:n] for _, s, n in pending]).astype(np.int32),
             "kv_blocks_total": repeat((s.kv_total for _, s, _ in pending), np.int32),
             "num_waiting": repeat((s.num_waiting for _, s, _ in pending), np.int32),
-            "num_sampled": per_step((p.load.num_sampled for p in heads),
-                                    (p.load.num_sampled if t is None else t.num_sampled for p, t in zip(heads, tails))),
+            **counted,
         })
