@@ -46,8 +46,9 @@ def rank_rows_imbalance(num_tokens: int, top_k: int, num_experts: int, ep: int) 
     """Busiest rank's token-expert rows over the mean rank's, >= 1 (1 when ep <= 1).
 
     mu = T k / ep; sd = sqrt(T k (1/ep)(1 - 1/ep)(E - k)/(E - 1)); busiest = mu + sd e(ep),
-    capped at the most one rank can get, T min(k, E/ep), and at least ceil(mu) (the T k rows
-    are whole: some rank gets at least its share rounded up); factor = busiest / mu.
+    capped at the most one rank can get, T min(k, ceil(E/ep)) (a rank holds whole experts), and
+    at least ceil(mu) (the T k rows are whole: some rank gets at least its share rounded up);
+    factor = busiest / mu.
 
     >>> round(rank_rows_imbalance(1024, 8, 256, 8), 4)  # mu 1024, sd sqrt(8192 x 7/64 x 248/255) = 29.51
     1.041
@@ -59,7 +60,7 @@ def rank_rows_imbalance(num_tokens: int, top_k: int, num_experts: int, ep: int) 
     mean = num_tokens * top_k / ep
     frac = 1.0 / ep
     var = num_tokens * top_k * frac * (1.0 - frac) * (num_experts - top_k) / max(num_experts - 1, 1)
-    cap = num_tokens * min(top_k, num_experts / ep)
+    cap = num_tokens * min(top_k, math.ceil(num_experts / ep))
     busiest = max(min(mean + math.sqrt(var) * expected_max_std_normal(ep), cap), math.ceil(mean))
     return max(busiest / mean, 1.0)
 
