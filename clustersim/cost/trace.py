@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from clustersim.cost.config import CostConfig
 from clustersim.cost.model import J_PER_KWH, SECONDS_PER_YEAR, capex_usd_per_s, usd_per_mtok
@@ -43,7 +42,7 @@ from clustersim.cost.plan import plan_from_cost_summary
 from clustersim.cost.schema import COST
 from clustersim.cost.systems import CostPlan, asked_for, resolve_system
 from clustersim.errors import ScenarioError
-from clustersim.records import ArrowWriter, latency_stats, to_jsonable
+from clustersim.records import ArrowWriter, latency_stats, request_arrays, to_jsonable
 
 KV_FULL_FRACTION = 0.95
 """A step with at least this share of its replica's KV blocks in use counts as KV-bound."""
@@ -142,20 +141,9 @@ def _scan_batches(reader: pa.ipc.RecordBatchFileReader, bucket_s: float, how: st
 
 
 def _read_requests(path: Path) -> dict[str, np.ndarray]:
-    """The request columns cost needs, as float64 arrays plus a `finished` mask, read batch by
-    batch (no memory map, no per-row Python strings: 41 bytes per request)."""
+    """The request columns cost needs, as float64 arrays plus a `finished` mask."""
     cols = ("arrival_s", "first_token_s", "finish_s", "num_prompt_tokens", "num_generated_tokens")
-    parts: dict[str, list[np.ndarray]] = {c: [] for c in (*cols, "finished")}
-    with pa.OSFile(os.fspath(path)) as handle:
-        reader = pa.ipc.open_file(handle)
-        for i in range(reader.num_record_batches):
-            batch = reader.get_batch(i)
-            for c in cols:
-                parts[c].append(np.asarray(batch.column(c).to_numpy(), dtype=np.float64))
-            finished = pc.equal(batch.column("status"), "finished")
-            parts["finished"].append(np.asarray(finished.to_numpy(zero_copy_only=False), dtype=bool))
-    return {c: np.concatenate(p) if p else np.empty(0, dtype=bool if c == "finished" else np.float64)
-            for c, p in parts.items()}
+    return request_arrays(path, cols)[0]
 
 
 def write_cost_trace(

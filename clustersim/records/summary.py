@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,17 +46,6 @@ PERCENTILE_METHOD = "linear"
 
 TableSource = str | os.PathLike[str] | pa.Table
 
-_REQUEST_COLUMNS = (
-    "status",
-    "arrival_s",
-    "first_token_s",
-    "finish_s",
-    "num_prompt_tokens",
-    "num_generated_tokens",
-    "ttft_s",
-    "tpot_s",
-    "e2e_s",
-)
 _STEP_COLUMNS = (
     "start_s",
     "replica",
@@ -96,24 +85,22 @@ def _iter_batches(source: TableSource, columns: tuple[str, ...]) -> Iterator[pa.
 _FINISHED_COLUMNS = ("finish_s", "ttft_s", "tpot_s", "e2e_s", "num_prompt_tokens", "num_generated_tokens")
 
 
-def _read_requests(requests: TableSource) -> tuple[dict[str, int], float, dict[str, np.ndarray]]:
-    """Status counts, the first arrival, and the finished requests' columns as float64
-    arrays, batch by batch: 48 bytes per finished request stay (exact percentiles need
-    them), nothing per row else."""
+def request_arrays(requests: TableSource, columns: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """The named numeric request columns as float64 arrays over every request, plus a
+    `finished` mask, and the count of each status; read batch by batch (plain reads, no
+    per-row Python strings: 8 bytes per column and 1 for the mask per request)."""
     counts = {s.value: 0 for s in Status}
-    arrival_min = math.inf
-    parts: dict[str, list[np.ndarray]] = {c: [] for c in _FINISHED_COLUMNS}
-    for batch in _iter_batches(requests, _REQUEST_COLUMNS):
+    parts: dict[str, list[np.ndarray]] = {c: [] for c in (*columns, "finished")}
+    for batch in _iter_batches(requests, ("status", *columns)):
         status = batch.column("status")
         for item in pc.value_counts(status).to_pylist():
             counts[str(item["values"])] += int(item["counts"])
-        if batch.num_rows:
-            arrival_min = min(arrival_min, float(pc.min(batch.column("arrival_s")).as_py()))
-        finished = _is(status, Status.FINISHED)
-        for c in _FINISHED_COLUMNS:
-            parts[c].append(_f64(batch.column(c))[finished])
-    columns = {c: np.concatenate(p) if p else np.empty(0) for c, p in parts.items()}
-    return counts, arrival_min, columns
+        parts["finished"].append(_is(status, Status.FINISHED))
+        for c in columns:
+            parts[c].append(_f64(batch.column(c)))
+    arrays = {c: np.concatenate(p) if p else np.empty(0, dtype=bool if c == "finished" else np.float64)
+              for c, p in parts.items()}
+    return arrays, counts
 
 
 def _is(status: pa.ChunkedArray, value: Status) -> np.ndarray:
@@ -170,9 +157,12 @@ def summarize(
         if limit is not None and not limit >= 0:
             raise ValueError(f"summarize: {name}={limit}, must be >= 0 or None")
 
-    counts, arrival_min, finished_columns = _read_requests(requests)
+    arrays, counts = request_arrays(requests, ("arrival_s", *_FINISHED_COLUMNS))
     num_total = sum(counts.values())
-    finish, ttft, tpot, e2e, prompt, generated = (finished_columns[c] for c in _FINISHED_COLUMNS)
+    finished = arrays.pop("finished")
+    arrival_min = float(arrays.pop("arrival_s").min()) if num_total else math.inf
+    # each column is dropped as its finished rows are taken: one copy at a time stays resident
+    finish, ttft, tpot, e2e, prompt, generated = (arrays.pop(c)[finished] for c in _FINISHED_COLUMNS)
     num_finished = finish.size
 
     start_s = arrival_min if num_total else None
