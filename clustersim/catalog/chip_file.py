@@ -67,13 +67,23 @@ CHIP_KEYS: Final = frozenset(f.key for f in _FIELDS)
 """Keys whose presence marks a YAML mapping as a chip file (see loader.detect_kind)."""
 
 
+def check_top_level(data: Any, valid: frozenset[str], what: str, where: str) -> None:
+    """A spec file's top level is a mapping whose keys are all in `valid` (SpecError if not).
+
+    >>> check_top_level({"name": "x", "hbm_gb": 1}, frozenset({"name"}), "chip", "f.yaml")
+    Traceback (most recent call last):
+    clustersim.errors.SpecError: f.yaml: unknown field 'hbm_gb'; valid fields: name
+    """
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{where}: top level is {type(data).__name__}, must be a mapping of {what} fields")
+    unknown = sorted(set(data) - valid)
+    if unknown:
+        raise SpecError(f"{where}: unknown field {unknown[0]!r}; valid fields: {', '.join(sorted(valid))}")
+
+
 def chip_from_mapping(data: Mapping[str, Any], where: str) -> ChipSpec:
     """Build a ChipSpec from a parsed chip file; `where` (the file path) prefixes errors."""
-    if not isinstance(data, Mapping):
-        raise SpecError(f"{where}: top level is {type(data).__name__}, must be a mapping of chip fields")
-    unknown = sorted(set(data) - _TOP_KEYS)
-    if unknown:
-        raise SpecError(f"{where}: unknown field {unknown[0]!r}; valid fields: {', '.join(sorted(_TOP_KEYS))}")
+    check_top_level(data, _TOP_KEYS, "chip", where)
     name = _text(data, "name", where)
     vendor = _text(data, "vendor", where)
     family = _text(data, "family", where)

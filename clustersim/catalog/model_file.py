@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any, Final
 
-from clustersim.catalog.chip_file import aliases_of
+from clustersim.catalog.chip_file import aliases_of, check_top_level
 from clustersim.catalog.specs import DTYPE_BYTES, ModelSpec
 from clustersim.errors import SpecError
 
@@ -39,11 +39,7 @@ MODEL_KEYS: Final = frozenset({"num_layers", "hidden_size", "num_heads"})
 
 def model_from_mapping(data: Mapping[str, Any], where: str) -> ModelSpec:
     """Build and check a ModelSpec from a parsed model file; `where` prefixes errors."""
-    if not isinstance(data, Mapping):
-        raise SpecError(f"{where}: top level is {type(data).__name__}, must be a mapping of model fields")
-    unknown = sorted(set(data) - _TOP_KEYS)
-    if unknown:
-        raise SpecError(f"{where}: unknown field {unknown[0]!r}; valid fields: {', '.join(sorted(_TOP_KEYS))}")
+    check_top_level(data, _TOP_KEYS, "model", where)
     for key in ("name", "source", "attention"):
         value = data.get(key)
         if not isinstance(value, str) or not value.strip():
