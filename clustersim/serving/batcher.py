@@ -24,18 +24,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from clustersim.perf.load import BatchLoad
+from clustersim.serving.decode_group import DecodeGroup
 from clustersim.serving.kv_cache import KVCache
 from clustersim.serving.request import Request
 
 
 @dataclass(slots=True)
 class StepPlan:
-    """Who runs in one step and how many new tokens each computes."""
+    """Who runs in one step and how many new tokens each computes: `scheduled` one by one,
+    plus every member of the replica's DecodeGroup when num_grouped > 0."""
 
     scheduled: list[tuple[Request, int]]
     load: BatchLoad
     num_preempted: int
     num_decode_tokens: int
+    num_grouped: int = 0  # DecodeGroup members decoding one token each, besides `scheduled`
 
     @property
     def is_pure_decode(self) -> bool:
@@ -59,13 +62,30 @@ NO_SPAN = DecodeSpan(1)
 
 @dataclass(slots=True)
 class Batcher:
-    """Waiting queue, running batch and KV blocks of one replica."""
+    """Waiting queue, running batch and KV blocks of one replica.
+
+    `running` is the batch in priority (admission) order. Its steady decoders live in a
+    `DecodeGroup` and are stepped together; the rest (prefills, recomputation) are
+    `_plain`, in batch order, and scheduled one by one. While the whole batch fits the
+    step's token budget and free KV blocks, a plan costs O(plain requests + admissions);
+    otherwise (preemption, a binding budget) the group is dissolved and every request is
+    scheduled one by one, exactly as before grouping. Group members' stored counts are
+    stale: `sync()` brings them up to date for readers outside the batcher.
+    """
 
     kv: KVCache
     max_num_batched_tokens: int
     max_num_seqs: int
     waiting: deque[Request] = field(default_factory=deque)
     running: list[Request] = field(default_factory=list)
+    group_decoders: bool = True  # False: schedule every request one by one (the reference)
+    group: DecodeGroup = field(init=False)
+    _plain: list[Request] = field(init=False)
+    _in_flight: int = field(init=False, default=0)  # 1 while a plan has allocated the group's next token
+
+    def __post_init__(self) -> None:
+        self.group = DecodeGroup(self.kv.block_size)
+        self._plain = [r for r in self.running]
 
     @property
     def idle(self) -> bool:
@@ -75,12 +95,69 @@ class Batcher:
         """Queue a request (it is scheduled by a later plan_step)."""
         self.waiting.append(request)
 
-    def plan_step(self) -> StepPlan | None:
-        """Choose this step's requests and allocate their KV blocks; None if nothing can run.
+    def sync(self) -> None:
+        """Bring every running request's stored counts up to date (for outside readers)."""
+        self.group.sync(self._in_flight)
 
-        The step's BatchLoad is summed in the same pass (see perf.load for the terms): this
-        is the simulator's innermost loop, so KV allocation is inlined here too.
-        """
+    def drain(self) -> list[Request]:
+        """Remove every request held (batch, then queue), counts current, KV blocks freed."""
+        self.group.release_all(self._in_flight)
+        held = [*self.running, *self.waiting]
+        self.running = []
+        self._plain = []
+        self.waiting.clear()
+        self._in_flight = 0
+        for request in held:
+            self.kv.free(request)
+        return held
+
+    def plan_step(self) -> StepPlan | None:
+        """Choose this step's requests and allocate their KV blocks; None if nothing can run."""
+        if self.group.num_members:
+            plan = self._plan_grouped()
+            if plan is not None:
+                return plan
+            self.group.release_all()
+            self._plain = list(self.running)
+        return self._plan_each()
+
+    def _plan_grouped(self) -> StepPlan | None:
+        """The plan when every running request gets all it asks for: the group decodes one
+        token each (its sums, not its members), plain requests run to their known tokens,
+        then admissions. None if the budget or the free blocks would bind (plan each)."""
+        group = self.group
+        kv = self.kv
+        num_grouped = group.num_members
+        budget = self.max_num_batched_tokens - num_grouped
+        extra = group.crossings(-1, 0)  # members whose next token starts a block
+        scheduled: list[tuple[Request, int]] = []
+        for request in self._plain:
+            cached = request.num_computed_tokens
+            num_new = request.spec.num_prompt_tokens + request.num_generated - cached
+            budget -= num_new
+            extra += kv.extra_blocks(request, cached + num_new)
+            scheduled.append((request, num_new))
+        if budget < 0 or extra > kv.num_total_blocks - kv.num_used_blocks:
+            return None
+        read = group.sum_computed() + num_grouped  # each member reads c + 1 tokens, pairs c + 1
+        sums = [num_grouped, 0, num_grouped, read, float(read)]
+        for request, num_new in scheduled:
+            cached = request.num_computed_tokens
+            kv.allocate(request, cached + num_new)
+            _add_load(sums, request, cached, num_new, cached + num_new)
+        kv.num_used_blocks += group.crossings(-1, 0)
+        self._in_flight = 1
+        num_admitted = len(scheduled)
+        self._admit_waiting(scheduled, sums, budget)
+        self._plain.extend(request for request, _ in scheduled[num_admitted:])
+        num_tokens, num_prefill, num_sampled, kv_read, pairs = sums
+        load = BatchLoad(num_tokens, num_prefill, num_grouped + len(scheduled), num_sampled, pairs, kv_read)
+        return StepPlan(scheduled, load, 0, num_tokens - num_prefill, num_grouped)
+
+    def _plan_each(self) -> StepPlan | None:
+        """Schedule every request one by one (no group members): the vLLM loop, with the
+        step's BatchLoad summed in the same pass (see perf.load for the terms) and KV
+        allocation inlined."""
         budget = self.max_num_batched_tokens
         kv = self.kv
         block_size = kv.block_size
@@ -110,24 +187,31 @@ class Batcher:
             if victim is request:
                 break
         if num_preempted == 0:
-            waiting = self.waiting
-            while waiting and budget > 0 and len(running) < self.max_num_seqs:
-                request = waiting[0]
-                cached = request.num_computed_tokens
-                known = request.spec.num_prompt_tokens + request.num_generated
-                num_new = min(known - cached, budget)
-                if not kv.allocate(request, cached + num_new):
-                    break
-                waiting.popleft()
-                running.append(request)
-                scheduled.append((request, num_new))
-                _add_load(sums, request, cached, num_new, known)
-                budget -= num_new
+            self._admit_waiting(scheduled, sums, budget)
+        self._plain = list(running)
         if not scheduled:
             return None
         num_tokens, num_prefill, num_sampled, kv_read, pairs = sums
         load = BatchLoad(num_tokens, num_prefill, len(scheduled), num_sampled, pairs, kv_read)
         return StepPlan(scheduled, load, num_preempted, num_tokens - num_prefill)
+
+    def _admit_waiting(self, scheduled: list[tuple[Request, int]], sums: list, budget: int) -> None:
+        """Admit queue heads in order while budget, blocks and max_num_seqs allow."""
+        waiting = self.waiting
+        running = self.running
+        kv = self.kv
+        while waiting and budget > 0 and len(running) < self.max_num_seqs:
+            request = waiting[0]
+            cached = request.num_computed_tokens
+            known = request.spec.num_prompt_tokens + request.num_generated
+            num_new = min(known - cached, budget)
+            if not kv.allocate(request, cached + num_new):
+                break
+            waiting.popleft()
+            running.append(request)
+            scheduled.append((request, num_new))
+            _add_load(sums, request, cached, num_new, known)
+            budget -= num_new
 
     def _preempt(self, request: Request) -> None:
         self.kv.free(request)
@@ -136,8 +220,15 @@ class Batcher:
         self.waiting.appendleft(request)
 
     def commit(self, plan: StepPlan, end_s: float) -> list[Request]:
-        """Apply a finished step: advance computed counts, sample tokens, retire finished requests."""
+        """Apply a finished step: advance computed counts, sample tokens, retire finished
+        requests; requests that now decode steadily join the group."""
+        group = self.group
         finished: list[Request] = []
+        if plan.num_grouped:
+            group.clock += 1
+            self._in_flight = 0
+            finished = group.pop_finished()
+        joined = False
         for request, num_new in plan.scheduled:
             request.num_computed_tokens += num_new
             if request.num_computed_tokens == request.num_tokens:
@@ -145,17 +236,26 @@ class Batcher:
                 if request.num_generated == 1:
                     request.first_token_s = end_s
                 if request.done:
-                    request.finish_s = end_s
                     finished.append(request)
-        if finished:
-            self._retire(finished)
-        return finished
+                elif self.group_decoders:
+                    group.add(request)
+                    joined = True
+        if joined:
+            self._plain = [r for r in self._plain if r.lazy_base < 0]
+        return self._retire(finished, end_s) if finished else finished
 
-    def _retire(self, finished: list[Request]) -> None:
+    def _retire(self, finished: list[Request], end_s: float) -> list[Request]:
+        """Free the finished requests' blocks and drop them from the batch; returns them in
+        batch order."""
         for request in finished:
+            request.finish_s = end_s
             self.kv.free(request)
         done = {id(r) for r in finished}
+        ordered = [r for r in self.running if id(r) in done]
         self.running = [r for r in self.running if id(r) not in done]
+        if len(self._plain):
+            self._plain = [r for r in self._plain if id(r) not in done]
+        return ordered
 
     def decode_span(self, plan: StepPlan, max_steps: int, with_kv_used: bool = True) -> DecodeSpan:
         """How many steps the batch this plan starts will run unchanged (see `DecodeSpan`).
@@ -168,12 +268,13 @@ class Batcher:
         at step 1 cannot be later). With b_i = c_i + n_i - 1 (c_i computed before the span,
         n_i tokens in step 0), step j >= 1 needs a new block for request i iff
         (b_i + j) % block_size == 0: over steps 1..k-1, (b_i + k - 1) // bs - b_i // bs blocks.
+        Group members have n_i = 1, so b_i = c_i: their terms come from the group's sums.
         """
-        running = self.running
+        num_seqs = len(self.running)
         scheduled = plan.scheduled
-        num_seqs = len(running)
-        if (plan.num_preempted or len(scheduled) != num_seqs or plan.load.num_sampled != num_seqs
-                or max_steps <= 1):
+        group = self.group
+        if (plan.num_preempted or len(scheduled) + plan.num_grouped != num_seqs
+                or plan.load.num_sampled != num_seqs or max_steps <= 1):
             return NO_SPAN
         kv = self.kv
         budget_left = self.max_num_batched_tokens - num_seqs  # a decode step's budget
@@ -183,21 +284,24 @@ class Batcher:
             if kv.extra_blocks(head, head.num_computed_tokens + num_new) <= kv.num_free_blocks:
                 return NO_SPAN  # admissible at step 1 (or only skipped after a preemption): no span
         limit = max_steps
-        for r in running:
+        if plan.num_grouped:
+            limit = min(limit, group.steps_to_next_finish())
+        for r, _ in scheduled:
             left = r.spec.num_output_tokens - r.num_generated
             if left < limit:
                 limit = left
         if limit <= 1:
             return NO_SPAN
-        pure = plan.is_pure_decode
-        bases = [r.num_computed_tokens + n - 1 for r, n in scheduled]  # scheduled order is running order
+        bases = [r.num_computed_tokens + n - 1 for r, n in scheduled]
         block_size = kv.block_size
-        needed = 0
+        needed = group.crossings(0, limit - 1) if plan.num_grouped else 0
         for b in bases:
             needed += (b + limit - 1) // block_size - b // block_size
         num_steps, kv_used = limit, None
         if needed > kv.num_total_blocks - kv.num_used_blocks or with_kv_used:
             phases = np.bincount((-np.array(bases, dtype=np.int64)) % block_size, minlength=block_size)
+            if plan.num_grouped:
+                phases = phases + group.phases()
             increments = phases[np.arange(limit) % block_size]
             increments[0] = 0  # step 0 is already allocated
             used = kv.num_used_blocks + np.cumsum(increments)
@@ -206,40 +310,48 @@ class Batcher:
             if num_steps < 2:
                 return NO_SPAN
             kv_used = used[:num_steps] if with_kv_used else None
-        return DecodeSpan(num_steps, kv_used, None if pure else _decode_load(bases))
+        if plan.is_pure_decode:
+            return DecodeSpan(num_steps, kv_used, None)
+        sum_bases = sum(bases) + (group.sum_computed() if plan.num_grouped else 0)
+        return DecodeSpan(num_steps, kv_used, _decode_load(num_seqs, sum_bases))
 
     def commit_span(self, num_steps: int, end_s: float) -> list[Request]:
-        """Apply num_steps steps of a steady decode span (the first already allocated)."""
-        finished: list[Request] = []
+        """Apply num_steps steps of a steady decode span: of the plan's pure decode step and
+        the steps after it (its blocks allocated by the plan), or of the decode steps after a
+        step that ended prefills (none allocated yet). Every running request decodes."""
+        group = self.group
         kv = self.kv
-        block_size = kv.block_size
-        for request in self.running:
-            request.num_computed_tokens += num_steps
-            request.num_generated += num_steps
-            extra = -(-request.num_computed_tokens // block_size) - request.num_kv_blocks
-            if extra > 0:  # decode_span guaranteed these blocks
-                request.num_kv_blocks += extra
-                kv.num_used_blocks += extra
-            if request.num_generated >= request.spec.num_output_tokens:
-                request.finish_s = end_s
-                finished.append(request)
+        finished: list[Request] = []
+        if group.num_members:
+            kv.num_used_blocks += group.crossings(self._in_flight - 1, num_steps - 1)
+            group.clock += num_steps
+            self._in_flight = 0
+            finished = group.pop_finished()
+        plain = self._plain
+        if plain:
+            block_size = kv.block_size
+            for request in plain:
+                request.num_computed_tokens += num_steps
+                request.num_generated += num_steps
+                extra = -(-request.num_computed_tokens // block_size) - request.num_kv_blocks
+                if extra > 0:  # decode_span guaranteed these blocks
+                    request.num_kv_blocks += extra
+                    kv.num_used_blocks += extra
+                if request.num_generated >= request.spec.num_output_tokens:
+                    finished.append(request)
+                elif self.group_decoders:
+                    group.add(request)
+            self._plain = [r for r in plain if r.lazy_base < 0 and not r.done]
         assert kv.num_used_blocks <= kv.num_total_blocks, "decode_span guaranteed these blocks"
-        if finished:
-            self._retire(finished)
-        return finished
+        return self._retire(finished, end_s) if finished else finished
 
 
-def _decode_load(bases: list[int]) -> BatchLoad:
-    """The load of a decode step for requests holding b_i + 1 computed tokens each, summed
-    term by term exactly as plan_step would (so records are bitwise equal)."""
-    pairs = 0.0
-    kv_read = 0
-    for b in bases:
-        cached = b + 1
-        pairs += cached + 1.0  # n*c + n*(n+1)/2 with n = 1
-        kv_read += cached + 1
-    num = len(bases)
-    return BatchLoad(num, 0, num, num, pairs, kv_read)
+def _decode_load(num_seqs: int, sum_bases: int) -> BatchLoad:
+    """The load of a decode step for num_seqs requests holding b_i + 1 computed tokens each
+    (sum of b_i given): each reads b_i + 2 tokens and scores b_i + 2 pairs, as plan_step
+    sums them (exact integers, so the float sum equals plan_step's bitwise)."""
+    read = sum_bases + 2 * num_seqs
+    return BatchLoad(num_seqs, 0, num_seqs, num_seqs, float(read), read)
 
 
 def _add_load(sums: list, request: Request, cached: int, num_new: int, known: int) -> None:

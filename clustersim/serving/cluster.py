@@ -96,6 +96,8 @@ class Cluster:
 
     def unfinished(self) -> list[Request]:
         """Requests still held anywhere (for the records at the horizon)."""
+        for engine in self.engines:
+            engine.batcher.sync()
         held = [r for e in self.engines for r in (*e.batcher.running, *e.batcher.waiting)]
         return held + list(self.backlog)
 

@@ -263,12 +263,8 @@ class Engine:
         """Drop every request this replica holds; their KV is lost with the replica. Each is
         handed to `on_evicted` with whether it had computed KV here (steps that ended before
         the failure are committed by now), so a request that only queued loses nothing."""
-        held = [*self.batcher.running, *self.batcher.waiting]
-        self.batcher.running = []
-        self.batcher.waiting.clear()
         evicted = []
-        for request in held:
-            self.batcher.kv.free(request)
+        for request in self.batcher.drain():
             evicted.append((request, request.num_computed_tokens > 0))
             self.num_lost_tokens += request.num_computed_tokens
             request.num_computed_tokens = 0

@@ -46,6 +46,7 @@ class Request:
     num_retries: int = 0
     status: Status | None = None
     num_kv_blocks: int = 0  # KV blocks it holds on its replica (kept by KVCache)
+    lazy_base: int = -1  # -1, or its replica's DecodeGroup clock its counts are stored at
 
     @property
     def request_id(self) -> int:
