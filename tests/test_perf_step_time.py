@@ -285,6 +285,17 @@ def test_decode_run_equals_repeated_step_cost_bitwise(replica, load, num_steps):
     assert np.all(np.diff(run.step_s) >= 0)
 
 
+@settings(max_examples=200, deadline=None)
+@given(replica=st.sampled_from(REPLICAS), num_seqs=st.integers(1, 512), extra=st.integers(0, 10**7),
+       num_steps=st.integers(1, 64))
+def test_decode_durations_equal_full_costs_bitwise_on_engine_loads(replica, num_seqs, extra, num_steps):
+    # the engine's decode loads score as many pairs as they read tokens (one query per sequence)
+    context = num_seqs + extra
+    load = BatchLoad(num_tokens=num_seqs, num_seqs=num_seqs, num_sampled=num_seqs, attn_pairs=float(context),
+                     kv_read_tokens=context)
+    assert np.array_equal(decode_run_s(replica, load, num_steps), decode_run_costs(replica, load, num_steps).step_s)
+
+
 def test_small_gemms_run_below_the_fitted_rate_by_hand():
     # Llama-8B prefill of M rows on one H100 with gemm_half_rows h: the linear layers run at
     # 989e12 x 0.5 x M / (M + h). At M = 2048 tokens and h = 128 that is 2048/2176 of the rate.

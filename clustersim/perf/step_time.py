@@ -403,5 +403,24 @@ def decode_run_costs(replica: ReplicaPerf, load: BatchLoad, num_steps: int) -> D
 
 
 def decode_run_s(replica: ReplicaPerf, load: BatchLoad, num_steps: int) -> np.ndarray:
-    """Durations of `num_steps` consecutive decode steps from `load` (see decode_run_costs)."""
-    return decode_run_costs(replica, load, num_steps).step_s
+    """Durations of `num_steps` consecutive decode steps from `load`: decode_run_costs(...).step_s
+    bitwise, computing only the time terms when attention is a plain roofline over the exact
+    context (the engine's path when no step records are kept)."""
+    c = replica._constants or _constants(replica)
+    if (load.num_tokens <= 0 or num_steps <= 0 or c.kv_bucket_min > 0.0 or c.has_sliding
+            or load.attn_pairs != load.kv_read_tokens):
+        return decode_run_costs(replica, load, num_steps).step_s
+    fixed_s = _load_independent_terms(c, load.num_tokens, load.num_sampled)[0]
+    # pairs and kv_read are the same integers here, so one array stands for both (exact below 2**53)
+    first = load.kv_read_tokens
+    context = np.arange(first, first + num_steps * load.num_seqs, load.num_seqs, dtype=np.int64)
+    compute_per_pair = c.flops_per_pair_full / c.attn_flops_s
+    memory_per_token = c.kv_bytes_full / c.mem_bytes_s
+    if compute_per_pair > memory_per_token * (1.0 + 1e-9):  # compute wins at every context, roundings too
+        attn_s = c.flops_per_pair_full * context / c.attn_flops_s
+    elif memory_per_token > compute_per_pair * (1.0 + 1e-9):
+        attn_s = c.kv_bytes_full * context / c.mem_bytes_s
+    else:
+        attn_s = np.maximum(c.flops_per_pair_full * context / c.attn_flops_s, c.kv_bytes_full * context / c.mem_bytes_s)
+    attn_s += fixed_s
+    return attn_s

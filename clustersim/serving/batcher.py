@@ -129,7 +129,8 @@ class Batcher:
         kv = self.kv
         num_grouped = group.num_members
         budget = self.max_num_batched_tokens - num_grouped
-        extra = group.crossings(-1, 0)  # members whose next token starts a block
+        group_extra = group.num_starting_block()
+        extra = group_extra
         scheduled: list[tuple[Request, int]] = []
         for request in self._plain:
             cached = request.num_computed_tokens
@@ -145,7 +146,7 @@ class Batcher:
             cached = request.num_computed_tokens
             kv.allocate(request, cached + num_new)
             _add_load(sums, request, cached, num_new, cached + num_new)
-        kv.num_used_blocks += group.crossings(-1, 0)
+        kv.num_used_blocks += group_extra
         self._in_flight = 1
         num_admitted = len(scheduled)
         self._admit_waiting(scheduled, sums, budget)
@@ -250,10 +251,15 @@ class Batcher:
         for request in finished:
             request.finish_s = end_s
             self.kv.free(request)
+        if len(finished) == 1:
+            _remove(self.running, finished[0])
+            if self._plain:
+                _remove(self._plain, finished[0])
+            return finished
         done = {id(r) for r in finished}
         ordered = [r for r in self.running if id(r) in done]
         self.running = [r for r in self.running if id(r) not in done]
-        if len(self._plain):
+        if self._plain:
             self._plain = [r for r in self._plain if id(r) not in done]
         return ordered
 
@@ -294,11 +300,8 @@ class Batcher:
             return NO_SPAN
         bases = [r.num_computed_tokens + n - 1 for r, n in scheduled]
         block_size = kv.block_size
-        needed = group.crossings(0, limit - 1) if plan.num_grouped else 0
-        for b in bases:
-            needed += (b + limit - 1) // block_size - b // block_size
         num_steps, kv_used = limit, None
-        if needed > kv.num_total_blocks - kv.num_used_blocks or with_kv_used:
+        if with_kv_used or self._blocks_needed(bases, plan.num_grouped, limit) > kv.num_free_blocks:
             phases = np.bincount((-np.array(bases, dtype=np.int64)) % block_size, minlength=block_size)
             if plan.num_grouped:
                 phases = phases + group.phases()
@@ -314,6 +317,18 @@ class Batcher:
             return DecodeSpan(num_steps, kv_used, None)
         sum_bases = sum(bases) + (group.sum_computed() if plan.num_grouped else 0)
         return DecodeSpan(num_steps, kv_used, _decode_load(num_seqs, sum_bases))
+
+    def _blocks_needed(self, bases: list[int], num_grouped: int, limit: int) -> int:
+        """New KV blocks steps 1..limit-1 of a span need: sum of (b + limit - 1) // bs - b // bs,
+        or a bound when even that fits (each request needs at most ceil((limit - 1) / bs))."""
+        block_size = self.kv.block_size
+        most = -(-(limit - 1) // block_size) * (len(bases) + num_grouped)
+        if most <= self.kv.num_free_blocks:
+            return most
+        needed = self.group.crossings(0, limit - 1) if num_grouped else 0
+        for b in bases:
+            needed += (b + limit - 1) // block_size - b // block_size
+        return needed
 
     def commit_span(self, num_steps: int, end_s: float) -> list[Request]:
         """Apply num_steps steps of a steady decode span: of the plan's pure decode step and
@@ -352,6 +367,14 @@ def _decode_load(num_seqs: int, sum_bases: int) -> BatchLoad:
     sums them (exact integers, so the float sum equals plan_step's bitwise)."""
     read = sum_bases + 2 * num_seqs
     return BatchLoad(num_seqs, 0, num_seqs, num_seqs, float(read), read)
+
+
+def _remove(requests: list[Request], request: Request) -> None:
+    """Remove one request by identity, if there (list.remove would compare dataclass fields)."""
+    for index, other in enumerate(requests):
+        if other is request:
+            del requests[index]
+            return
 
 
 def _add_load(sums: list, request: Request, cached: int, num_new: int, known: int) -> None:

@@ -101,6 +101,10 @@ class DecodeGroup:
             done.append(request)
         return done
 
+    def num_starting_block(self) -> int:
+        """Members whose next token starts a new KV block (c_i % bs == 0): crossings(-1, 0)."""
+        return self._hist[-self.clock % self.block_size]
+
     def sum_computed(self) -> int:
         """Sum of the members' true computed tokens."""
         return self._key_sum + self.num_members * self.clock

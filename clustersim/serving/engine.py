@@ -46,6 +46,9 @@ class StepTimer(Protocol):
         each equal to `step` on the successive loads."""
         ...
 
+    # Optional: decode_run_s(load, num_steps) -> np.ndarray, just decode_run's step_s (bitwise),
+    # used instead of decode_run when no step records are kept.
+
 
 @dataclass(slots=True)
 class StepSpan:
@@ -53,8 +56,8 @@ class StepSpan:
 
     plan: StepPlan
     start_s: float
-    ends_s: np.ndarray
-    costs: tuple[np.ndarray, ...] | np.ndarray  # rows: step_s, flops, hbm_bytes per step
+    ends_s: np.ndarray | tuple[float]  # a tuple for a single step without records
+    costs: tuple[np.ndarray, ...] | np.ndarray | None  # rows: step_s, flops, hbm_bytes; None without records
     kv_used: np.ndarray | None  # None when no step records are kept
     num_waiting: int
     kv_total: int
@@ -144,6 +147,8 @@ class Engine:
         self._generation = 0  # the live end-of-span event carries this; older ones are stale
         self._clock = 0.0
         self._peaks = (timer.peak_flops_s, timer.peak_bytes_s) if on_steps is not None else (math.nan, math.nan)
+        durations = getattr(timer, "decode_run_s", None)
+        self._decode_run_s = durations or (lambda load, num_steps: timer.decode_run(load, num_steps)[0])
 
     # The engine is a small state machine driven by callbacks on scheduled SimPy events
     # (a generator process costs an Interrupt and a resume per arrival on a busy replica).
@@ -274,6 +279,8 @@ class Engine:
     def _make_span(self, plan: StepPlan, start_s: float, shape: DecodeSpan) -> StepSpan:
         """Durations, costs and KV use of the plan's one step, or of its whole decode span
         (kv_used is None when no step records are kept)."""
+        if self.on_steps is None:
+            return self._make_bare_span(plan, start_s, shape)
         kv = self.batcher.kv
         kv_used = shape.kv_used
         if shape.num_steps == 1:
@@ -292,6 +299,18 @@ class Engine:
             ends = np.cumsum(np.concatenate(((start_s,), costs[0])))[1:]
         return StepSpan(plan, start_s, ends, costs, kv_used, len(self.batcher.waiting), kv.num_total_blocks,
                         shape.tail, self._peaks)
+
+    def _make_bare_span(self, plan: StepPlan, start_s: float, shape: DecodeSpan) -> StepSpan:
+        """The span's step end times only (no step records kept: no costs, no KV use)."""
+        num_steps = shape.num_steps
+        if num_steps == 1:
+            return StepSpan(plan, start_s, (start_s + self.timer.step(plan.load)[0],), None, None, 0, 0)
+        if shape.tail is None:
+            times = np.concatenate(((start_s,), self._decode_run_s(plan.load, num_steps)))
+        else:  # step 0 finishes prefills; the rest decode
+            times = np.concatenate(((start_s, self.timer.step(plan.load)[0]),
+                                    self._decode_run_s(shape.tail, num_steps - 1)))
+        return StepSpan(plan, start_s, times.cumsum(out=times)[1:], None, None, 0, 0, shape.tail)
 
     def _commit(self, span: StepSpan, num_done: int) -> None:
         end_s = float(span.ends_s[num_done - 1])

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from clustersim.perf import ReplicaPerf, decode_run_costs, step_cost
+from clustersim.perf import ReplicaPerf, decode_run_costs, decode_run_s, step_cost
 from clustersim.perf.load import BatchLoad
 
 
@@ -36,6 +36,9 @@ class PerfTimer:
     def decode_run(self, load: BatchLoad, num_steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         run = decode_run_costs(self.replica, load, num_steps)
         return run.step_s, run.flops, run.hbm_bytes
+
+    def decode_run_s(self, load: BatchLoad, num_steps: int) -> np.ndarray:
+        return decode_run_s(self.replica, load, num_steps)
 
 
 def utilization(amount: np.ndarray, step_s: np.ndarray, peak: np.ndarray | float) -> np.ndarray:
