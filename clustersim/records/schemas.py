@@ -142,7 +142,7 @@ def request_values(req: Request) -> tuple:
             f"({', '.join(STATUS_VALUES)}) before recording it"
         )
     spec = req.spec
-    status = Status(req.status)
+    status = req.status if req.status.__class__ is Status else Status(req.status)
     finish_s = float(req.finish_s) if status is Status.FINISHED else math.nan
     first_token_s = float(req.first_token_s)
     generated = req.num_generated

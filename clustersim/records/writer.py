@@ -1,7 +1,7 @@
 """Streaming, all-or-nothing record files: Arrow IPC files and small JSON documents.
 
-`ArrowWriter` buffers rows column by column and writes one record batch every `batch_rows`
-rows, so memory stays bounded however long the run. It writes to a hidden temporary sibling
+`ArrowWriter` buffers rows (appended ones as tuples, extended ones as arrays) and writes one
+record batch every `batch_rows` rows, so memory stays bounded however long the run. It writes to a hidden temporary sibling
 and moves it onto the target with `os.replace` only on a clean close: a crashed run leaves no
 half-written `requests.arrow` that a reader could mistake for a whole one, and never
 clobbers a previous good file. `write_json_atomic` does the same for `manifest.json` and
@@ -74,6 +74,34 @@ def _to_arrow(values: Any, field: pa.Field) -> pa.Array:
         ) from exc
 
 
+class _Rows:
+    """Rows appended one at a time, each a tuple in schema order; transposed once, at flush."""
+
+    __slots__ = ("values", "_columns")
+
+    def __init__(self) -> None:
+        self.values: list[Sequence[Any]] = []
+        self._columns: list[tuple[Any, ...]] | None = None
+
+    def column(self, index: int) -> tuple[Any, ...]:
+        if self._columns is None:
+            self._columns = list(zip(*self.values))
+        return self._columns[index]
+
+
+class _RowsColumn:
+    """One column's view of a `_Rows` piece (each column's piece list holds one)."""
+
+    __slots__ = ("rows", "index")
+
+    def __init__(self, rows: _Rows, index: int) -> None:
+        self.rows = rows
+        self.index = index
+
+    def values(self) -> tuple[Any, ...]:
+        return self.rows.column(self.index)
+
+
 class ArrowWriter:
     """Write rows of a declared schema to an Arrow IPC file, atomically and in bounded memory.
 
@@ -118,7 +146,7 @@ class ArrowWriter:
         # arrays given to extend(), Arrow arrays left over from the last flush. They are
         # converted once per flush, so a small extend() costs a few list appends.
         self._pieces: dict[str, list[Any]] = {name: [] for name in self._names}
-        self._open_rows: list[list[Any]] | None = None  # the list pieces append() fills, schema order
+        self._open_rows: _Rows | None = None  # the rows piece append() fills, shared by every column
         self._num_buffered = 0
         self._num_written = 0
         self._stats: WriteStats | None = None
@@ -199,11 +227,10 @@ class ArrowWriter:
     def _append(self, values: Sequence[Any]) -> None:
         rows = self._open_rows
         if rows is None:
-            rows = self._open_rows = [[] for _ in self._names]
-            for name, column in zip(self._names, rows):
-                self._pieces[name].append(column)
-        for column, value in zip(rows, values):
-            column.append(value)
+            rows = self._open_rows = _Rows()
+            for index, name in enumerate(self._names):
+                self._pieces[name].append(_RowsColumn(rows, index))
+        rows.values.append(values)
         self._num_buffered += 1
         if self._num_buffered >= self.batch_rows:
             self._flush()
@@ -245,6 +272,8 @@ class ArrowWriter:
                 arrays.append(_to_arrow(np.concatenate(run) if len(run) > 1 else run[0], field))
             elif kind is list:
                 arrays.append(_to_arrow(list(itertools.chain.from_iterable(run)), field))
+            elif kind is _RowsColumn:
+                arrays.append(_to_arrow(list(itertools.chain.from_iterable(c.values() for c in run)), field))
             else:
                 arrays.extend(_to_arrow(a, field) for a in run)
         return arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)

@@ -45,7 +45,7 @@ class StepPlan:
         return self.num_preempted == 0 and self.load.num_tokens == self.num_decode_tokens
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DecodeSpan:
     """A plan's step followed by identical decode steps: num_steps in all (1 = no span);
     kv_used[j] = KV blocks in use during step j (only when asked for); `tail` is the load
