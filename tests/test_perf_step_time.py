@@ -14,12 +14,14 @@ from clustersim.perf import (
     ReplicaPerf,
     advance_decode,
     decode_run_costs,
+    decode_run_ends,
     decode_run_s,
     kv_bytes_per_token,
     kv_replication,
     step_cost,
     step_time_s,
 )
+from clustersim.perf.step_time import DECODE_ENDS_LOOP_STEPS
 from perf_specs import DEEPSEEK_V3, GPT_OSS_120B, H100, H200, LLAMA_8B, LLAMA_70B, TEST_EFF, decode_loads
 
 REL = 1e-12
@@ -294,6 +296,22 @@ def test_decode_durations_equal_full_costs_bitwise_on_engine_loads(replica, num_
     load = BatchLoad(num_tokens=num_seqs, num_seqs=num_seqs, num_sampled=num_seqs, attn_pairs=float(context),
                      kv_read_tokens=context)
     assert np.array_equal(decode_run_s(replica, load, num_steps), decode_run_costs(replica, load, num_steps).step_s)
+
+
+@settings(max_examples=200, deadline=None)
+@given(replica=st.sampled_from(REPLICAS), num_seqs=st.integers(1, 512), extra=st.integers(0, 10**7),
+       num_steps=st.integers(1, 2 * DECODE_ENDS_LOOP_STEPS), start_s=st.floats(0, 1e6))
+def test_decode_end_times_add_step_times_one_by_one(replica, num_seqs, extra, num_steps, start_s):
+    # short runs take a Python loop, long ones numpy: both must equal stepping one by one
+    context = num_seqs + extra
+    load = BatchLoad(num_tokens=num_seqs, num_seqs=num_seqs, num_sampled=num_seqs, attn_pairs=float(context),
+                     kv_read_tokens=context)
+    expected = []
+    end_s = start_s
+    for i in range(num_steps):
+        end_s += step_cost(replica, advance_decode(load, i)).step_s
+        expected.append(end_s)
+    assert list(decode_run_ends(replica, load, num_steps, start_s)) == expected
 
 
 def test_small_gemms_run_below_the_fitted_rate_by_hand():

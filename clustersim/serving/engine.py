@@ -16,8 +16,9 @@ would be.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 import numpy as np
@@ -46,8 +47,10 @@ class StepTimer(Protocol):
         each equal to `step` on the successive loads."""
         ...
 
-    # Optional: decode_run_s(load, num_steps) -> np.ndarray, just decode_run's step_s (bitwise),
-    # used instead of decode_run when no step records are kept.
+    # Optional fast paths, used when no step records are kept (bitwise equal to the above):
+    #   step_s(load) -> float: step's step_s alone;
+    #   decode_ends(load, num_steps, start_s) -> Sequence[float]: start_s plus decode_run's
+    #   step_s added one by one (each step's end time).
 
 
 @dataclass(slots=True)
@@ -56,7 +59,7 @@ class StepSpan:
 
     plan: StepPlan
     start_s: float
-    ends_s: np.ndarray | tuple[float]  # a tuple for a single step without records
+    ends_s: Sequence[float]  # an array; a tuple or list without step records
     costs: tuple[np.ndarray, ...] | np.ndarray | None  # rows: step_s, flops, hbm_bytes; None without records
     kv_used: np.ndarray | None  # None when no step records are kept
     num_waiting: int
@@ -79,6 +82,12 @@ class StepSpan:
             values[0] = a
             columns[name] = values
         return columns
+
+
+def _decode_ends(timer: StepTimer, load: BatchLoad, num_steps: int, start_s: float) -> np.ndarray:
+    """End times of a decode run from a timer without the decode_ends fast path."""
+    times = np.concatenate(((start_s,), timer.decode_run(load, num_steps)[0]))
+    return times.cumsum(out=times)[1:]
 
 
 COUNT_COLUMNS = ("num_seqs", "num_prefill_tokens", "num_decode_tokens", "num_sampled")
@@ -147,8 +156,8 @@ class Engine:
         self._generation = 0  # the live end-of-span event carries this; older ones are stale
         self._clock = 0.0
         self._peaks = (timer.peak_flops_s, timer.peak_bytes_s) if on_steps is not None else (math.nan, math.nan)
-        durations = getattr(timer, "decode_run_s", None)
-        self._decode_run_s = durations or (lambda load, num_steps: timer.decode_run(load, num_steps)[0])
+        self._step_s = getattr(timer, "step_s", None) or (lambda load: timer.step(load)[0])
+        self._decode_ends = getattr(timer, "decode_ends", None) or partial(_decode_ends, timer)
 
     # The engine is a small state machine driven by callbacks on scheduled SimPy events
     # (a generator process costs an Interrupt and a resume per arrival on a busy replica).
@@ -304,13 +313,14 @@ class Engine:
         """The span's step end times only (no step records kept: no costs, no KV use)."""
         num_steps = shape.num_steps
         if num_steps == 1:
-            return StepSpan(plan, start_s, (start_s + self.timer.step(plan.load)[0],), None, None, 0, 0)
+            return StepSpan(plan, start_s, (start_s + self._step_s(plan.load),), None, None, 0, 0)
         if shape.tail is None:
-            times = np.concatenate(((start_s,), self._decode_run_s(plan.load, num_steps)))
+            ends = self._decode_ends(plan.load, num_steps, start_s)
         else:  # step 0 finishes prefills; the rest decode
-            times = np.concatenate(((start_s, self.timer.step(plan.load)[0]),
-                                    self._decode_run_s(shape.tail, num_steps - 1)))
-        return StepSpan(plan, start_s, times.cumsum(out=times)[1:], None, None, 0, 0, shape.tail)
+            first_end_s = start_s + self._step_s(plan.load)
+            rest = self._decode_ends(shape.tail, num_steps - 1, first_end_s)
+            ends = [first_end_s, *rest] if isinstance(rest, list) else np.concatenate(((first_end_s,), rest))
+        return StepSpan(plan, start_s, ends, None, None, 0, 0, shape.tail)
 
     def _commit(self, span: StepSpan, num_done: int) -> None:
         end_s = float(span.ends_s[num_done - 1])

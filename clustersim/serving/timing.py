@@ -7,11 +7,12 @@ fast-forwarded spans alike, so both paths give bitwise-equal records.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from clustersim.perf import ReplicaPerf, decode_run_costs, decode_run_s, step_cost
+from clustersim.perf import ReplicaPerf, decode_run_costs, decode_run_ends, step_cost, step_time_s
 from clustersim.perf.load import BatchLoad
 
 
@@ -37,8 +38,11 @@ class PerfTimer:
         run = decode_run_costs(self.replica, load, num_steps)
         return run.step_s, run.flops, run.hbm_bytes
 
-    def decode_run_s(self, load: BatchLoad, num_steps: int) -> np.ndarray:
-        return decode_run_s(self.replica, load, num_steps)
+    def step_s(self, load: BatchLoad) -> float:
+        return step_time_s(self.replica, load)
+
+    def decode_ends(self, load: BatchLoad, num_steps: int, start_s: float) -> Sequence[float]:
+        return decode_run_ends(self.replica, load, num_steps, start_s)
 
 
 def utilization(amount: np.ndarray, step_s: np.ndarray, peak: np.ndarray | float) -> np.ndarray:
