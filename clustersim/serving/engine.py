@@ -16,6 +16,7 @@ would be.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -88,6 +89,13 @@ def _decode_ends(timer: StepTimer, load: BatchLoad, num_steps: int, start_s: flo
     """End times of a decode run from a timer without the decode_ends fast path."""
     times = np.concatenate(((start_s,), timer.decode_run(load, num_steps)[0]))
     return times.cumsum(out=times)[1:]
+
+
+def _num_ended_before(ends_s: Sequence[float], time_s: float) -> int:
+    """Steps of a span that end strictly before time_s (ends_s ascending)."""
+    if isinstance(ends_s, np.ndarray):
+        return int(np.searchsorted(ends_s, time_s, side="left"))
+    return bisect_left(ends_s, time_s)
 
 
 COUNT_COLUMNS = ("num_seqs", "num_prefill_tokens", "num_decode_tokens", "num_sampled")
@@ -243,7 +251,7 @@ class Engine:
         """An arrival during a span: finish the step in progress, then re-plan."""
         span, target = self._pending
         self._span = None
-        cut = min(target, int(np.searchsorted(span.ends_s, self.env.now, side="left")) + 1)
+        cut = min(target, _num_ended_before(span.ends_s, self.env.now) + 1)
         if cut < target:
             self._end_after(span, cut)
 
@@ -262,7 +270,7 @@ class Engine:
             return
         span, target = self._pending
         self._stop_waiting()
-        num_done = int(np.searchsorted(span.ends_s[:target], self.env.now, side="left"))
+        num_done = min(target, _num_ended_before(span.ends_s, self.env.now))
         if num_done:
             self._commit(span, num_done)
         self._plan_next()
@@ -346,6 +354,6 @@ class Engine:
             return
         span, target = self._pending
         self._stop_waiting()
-        num_done = min(target, int(np.searchsorted(span.ends_s, horizon_s, side="left")))
+        num_done = min(target, _num_ended_before(span.ends_s, horizon_s))
         if num_done > 0:
             self._commit(span, num_done)

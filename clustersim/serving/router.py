@@ -43,7 +43,7 @@ class Router:
             raise ValueError("Router.choose: no eligible replica")
         load = self.outstanding_requests if self.policy == "least_outstanding_requests" else self.outstanding_tokens
         if eligible is None:
-            return int(np.argmin(load))  # first minimum: lowest index wins ties
+            return int(load.argmin())  # first minimum: lowest index wins ties
         return min(eligible, key=lambda i: (int(load[i]), i))
 
     def dispatched(self, replica: int, num_tokens: int) -> None:
