@@ -11,7 +11,8 @@ import simpy
 from clustersim.perf.load import BatchLoad
 from clustersim.serving.batcher import Batcher
 from clustersim.serving.clock import ArrivalFeed, arrival_timeout
-from clustersim.serving.engine import Engine, span_columns
+from clustersim.serving.engine import Engine
+from clustersim.serving.step_log import span_columns
 from clustersim.serving.kv_cache import KVCache
 from clustersim.serving.request import Request, RequestSpec, Status
 from clustersim.serving.cluster import Cluster
@@ -20,23 +21,28 @@ from clustersim.serving.router import Router
 
 @dataclass(frozen=True)
 class LinearTimer:
-    """step_s = base + per_token x tokens + per_kv x kv_read_tokens (decode_run: same ops)."""
+    """step_s = base + per_token x tokens + per_kv x kv_read_tokens + per_pair x attn_pairs;
+    flops = attn_pairs, bytes = kv_read_tokens (decode_run: the same ops per step)."""
 
     base_s: float = 0.01
     per_token_s: float = 1e-4
     per_kv_s: float = 1e-6
+    per_pair_s: float = 1e-9
 
     peak_flops_s: float = 1e6
     peak_bytes_s: float = 1e8
 
     def step(self, load: BatchLoad):
-        s = self.base_s + self.per_token_s * load.num_tokens + self.per_kv_s * load.kv_read_tokens
-        return (s, float(load.num_tokens), float(load.kv_read_tokens))
+        s = (self.base_s + self.per_token_s * load.num_tokens + self.per_kv_s * load.kv_read_tokens
+             + self.per_pair_s * load.attn_pairs)
+        return (s, float(load.attn_pairs), float(load.kv_read_tokens))
 
     def decode_run(self, load: BatchLoad, num_steps: int):
-        kv = load.kv_read_tokens + np.arange(num_steps, dtype=np.int64) * load.num_seqs
-        s = self.base_s + self.per_token_s * load.num_tokens + self.per_kv_s * kv
-        return (s, np.full(num_steps, float(load.num_tokens)), kv.astype(float))
+        grown = np.arange(num_steps, dtype=np.int64) * load.num_seqs
+        kv = load.kv_read_tokens + grown
+        pairs = load.attn_pairs + grown
+        s = self.base_s + self.per_token_s * load.num_tokens + self.per_kv_s * kv + self.per_pair_s * pairs
+        return (s, pairs, kv.astype(float))
 
 
 @dataclass

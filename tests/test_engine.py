@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from clustersim.serving.request import RequestSpec, Status
 from serving_harness import LinearTimer, run_serving
 
-ONE_SECOND = LinearTimer(base_s=1.0, per_token_s=0.0, per_kv_s=0.0)
+ONE_SECOND = LinearTimer(base_s=1.0, per_token_s=0.0, per_kv_s=0.0, per_pair_s=0.0)
 
 
 def test_single_request_timeline_by_hand():

@@ -26,7 +26,8 @@ from clustersim.failures.records import down_intervals
 from clustersim.serving.batcher import Batcher
 from clustersim.serving.clock import ArrivalFeed
 from clustersim.serving.cluster import Cluster
-from clustersim.serving.engine import Engine, span_columns
+from clustersim.serving.engine import Engine
+from clustersim.serving.step_log import span_columns
 from clustersim.serving.kv_cache import KVCache
 from clustersim.serving.request import RequestSpec, Status
 from clustersim.serving.router import Router

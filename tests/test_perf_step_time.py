@@ -19,6 +19,7 @@ from clustersim.perf import (
     kv_bytes_per_token,
     kv_replication,
     step_cost,
+    step_cost_rows,
     step_time_s,
 )
 from clustersim.perf.step_time import DECODE_ENDS_LOOP_STEPS
@@ -312,6 +313,21 @@ def test_decode_end_times_add_step_times_one_by_one(replica, num_seqs, extra, nu
         end_s += step_cost(replica, advance_decode(load, i)).step_s
         expected.append(end_s)
     assert list(decode_run_ends(replica, load, num_steps, start_s)) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(replica=st.sampled_from(REPLICAS + [ReplicaPerf(H100, LLAMA_8B, efficiency=replace(TEST_EFF, kv_bucket_min_tokens=128.0))]),
+       rows=st.lists(loads(), min_size=1, max_size=12), idle=st.booleans())
+def test_step_costs_of_many_rows_equal_step_cost_bitwise(replica, rows, idle):
+    # the step records compute every row's figures in one vectorized pass at flush time
+    if idle:
+        rows = rows + [BatchLoad()]
+    columns = [np.array([getattr(r, name) for r in rows]) for name in
+               ("num_tokens", "num_seqs", "num_sampled", "attn_pairs", "kv_read_tokens")]
+    step_s, flops, hbm_bytes = step_cost_rows(replica, *columns)
+    for i, load in enumerate(rows):
+        cost = step_cost(replica, load)
+        assert (step_s[i], flops[i], hbm_bytes[i]) == (cost.step_s, cost.flops, cost.hbm_bytes)
 
 
 def test_small_gemms_run_below_the_fitted_rate_by_hand():

@@ -33,6 +33,7 @@ from clustersim.perf.step_time import (
     decode_run_ends,
     decode_run_s,
     step_cost,
+    step_cost_rows,
     step_time_s,
 )
 
@@ -65,6 +66,7 @@ __all__ = [
     "replica_kv_bytes_per_token",
     "replica_weight_bytes",
     "step_cost",
+    "step_cost_rows",
     "step_time_s",
     "weight_breakdown",
     "weight_bytes",

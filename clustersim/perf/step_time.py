@@ -349,6 +349,44 @@ def step_cost(replica: ReplicaPerf, load: BatchLoad) -> StepCost:
     )
 
 
+def step_cost_rows(replica: ReplicaPerf, num_tokens: np.ndarray, num_seqs: np.ndarray, num_sampled: np.ndarray,
+                   attn_pairs: np.ndarray, kv_read_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(step_s, flops, hbm_bytes) of many steps given as BatchLoad columns, in one vectorized
+    pass: row i is bitwise equal to step_cost of that row's load (the step records' path)."""
+    c = replica._constants or _constants(replica)
+    num_tokens = np.asarray(num_tokens, dtype=np.int64)
+    num_sampled = np.asarray(num_sampled, dtype=np.int64)
+    stride = int(num_sampled.max(initial=0)) + 1
+    keys, inverse = np.unique(num_tokens * stride + num_sampled, return_inverse=True)
+    fixed = np.array([_load_independent_terms(c, int(key // stride), int(key % stride)) if key >= stride
+                      else (0.0,) * 6 for key in keys])
+    fixed = fixed.reshape(-1, 6)[inverse.reshape(-1)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        attn_s, attn_flops, attn_bytes = _attention_rows(
+            c, np.asarray(attn_pairs, dtype=np.float64), np.asarray(kv_read_tokens, dtype=np.int64), num_tokens,
+            np.asarray(num_seqs, dtype=np.int64))
+    idle = num_tokens <= 0
+    return (np.where(idle, 0.0, fixed[:, 0] + attn_s), np.where(idle, 0.0, fixed[:, 4] + attn_flops),
+            np.where(idle, 0.0, fixed[:, 5] + attn_bytes))
+
+
+def _attention_rows(c: _Constants, pairs: np.ndarray, kv_read: np.ndarray, num_tokens: np.ndarray,
+                    num_seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`_attention_terms` (time_s, flops, bytes) with per-row token and sequence counts: the
+    same operations element by element, the bucket rule's branch taken per row."""
+    if c.kv_bucket_min > 0.0:
+        context = kv_read / num_seqs
+        bucket = pow2_buckets(context, c.kv_bucket_min)
+        pairs = np.where(num_tokens == num_seqs, num_tokens * bucket, pairs * (bucket / context) ** 2)
+        kv_read = num_seqs * bucket
+    flops = c.flops_per_pair_full * pairs
+    hbm = c.kv_bytes_full * kv_read
+    if c.has_sliding:
+        flops = flops + c.flops_per_pair_sliding * np.minimum(pairs, num_tokens * c.window)
+        hbm = hbm + c.kv_bytes_sliding * np.minimum(kv_read, num_seqs * c.window)
+    return np.maximum(flops / c.attn_flops_s, hbm / c.mem_bytes_s), flops, hbm
+
+
 def step_time_s(replica: ReplicaPerf, load: BatchLoad) -> float:
     """Just `step_cost(replica, load).step_s`, without building the record."""
     num_tokens = load.num_tokens

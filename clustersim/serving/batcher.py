@@ -45,16 +45,43 @@ class StepPlan:
         return self.num_preempted == 0 and self.load.num_tokens == self.num_decode_tokens
 
 
+@dataclass(frozen=True, slots=True)
+class KVPhases:
+    """When the requests of a decode span start new KV blocks: steps j >= 1 with j % bs == p
+    add phases()[p] blocks. Kept as the group's histogram and clock plus the other requests'
+    b_i (see Batcher.decode_span), so a span costs no arrays; the step log expands it."""
+
+    hist: tuple[int, ...]  # DecodeGroup members by key % bs (empty without members)
+    clock: int
+    bases: tuple[int, ...]
+    block_size: int
+
+    def kv_used(self, kv_start: int, num_steps: int) -> np.ndarray:
+        """KV blocks in use during each of num_steps steps, kv_start during step 0."""
+        increments = self.phases()[np.arange(num_steps) % self.block_size]
+        increments[0] = 0  # step 0 is already allocated
+        return kv_start + np.cumsum(increments)
+
+    def phases(self) -> np.ndarray:
+        bs = self.block_size
+        phases = np.bincount((-np.array(self.bases, dtype=np.int64)) % bs, minlength=bs)
+        if self.hist:
+            phases = phases + np.asarray(self.hist, dtype=np.int64)[(-np.arange(bs) - self.clock) % bs]
+        return phases
+
+
 @dataclass(slots=True)
 class DecodeSpan:
     """A plan's step followed by identical decode steps: num_steps in all (1 = no span);
-    kv_used[j] = KV blocks in use during step j (only when asked for); `tail` is the load
-    of step 1 when step 0 differs from the decode steps (it finished prefills), else None
-    (steps 1.. are step 0's load advanced, see perf.advance_decode)."""
+    kv_used[j] = KV blocks in use during step j, computed when blocks run short and asked
+    for, else `phases` rebuilds it (when asked for); `tail` is the load of step 1 when step
+    0 differs from the decode steps (it finished prefills), else None (steps 1.. are step
+    0's load advanced, see perf.advance_decode)."""
 
     num_steps: int
     kv_used: np.ndarray | None = None
     tail: BatchLoad | None = None
+    phases: KVPhases | None = None
 
 
 NO_SPAN = DecodeSpan(1)
@@ -300,23 +327,21 @@ class Batcher:
             return NO_SPAN
         bases = [r.num_computed_tokens + n - 1 for r, n in scheduled]
         block_size = kv.block_size
-        num_steps, kv_used = limit, None
-        if with_kv_used or self._blocks_needed(bases, plan.num_grouped, limit) > kv.num_free_blocks:
-            phases = np.bincount((-np.array(bases, dtype=np.int64)) % block_size, minlength=block_size)
-            if plan.num_grouped:
-                phases = phases + group.phases()
-            increments = phases[np.arange(limit) % block_size]
-            increments[0] = 0  # step 0 is already allocated
-            used = kv.num_used_blocks + np.cumsum(increments)
+        num_steps, kv_used, phases = limit, None, None
+        kv_short = self._blocks_needed(bases, plan.num_grouped, limit) > kv.num_free_blocks
+        if kv_short or with_kv_used:
+            phases = KVPhases(group.histogram() if plan.num_grouped else (), group.clock, tuple(bases), block_size)
+        if kv_short:
+            used = phases.kv_used(kv.num_used_blocks, limit)
             over = np.flatnonzero(used > kv.num_total_blocks)
             num_steps = int(over[0]) if over.size else limit
             if num_steps < 2:
                 return NO_SPAN
-            kv_used = used[:num_steps] if with_kv_used else None
+            kv_used, phases = (used[:num_steps] if with_kv_used else None), None
         if plan.is_pure_decode:
-            return DecodeSpan(num_steps, kv_used, None)
+            return DecodeSpan(num_steps, kv_used, None, phases)
         sum_bases = sum(bases) + (group.sum_computed() if plan.num_grouped else 0)
-        return DecodeSpan(num_steps, kv_used, _decode_load(num_seqs, sum_bases))
+        return DecodeSpan(num_steps, kv_used, _decode_load(num_seqs, sum_bases), phases)
 
     def _blocks_needed(self, bases: list[int], num_grouped: int, limit: int) -> int:
         """New KV blocks steps 1..limit-1 of a span need: sum of (b + limit - 1) // bs - b // bs,

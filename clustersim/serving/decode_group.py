@@ -125,6 +125,10 @@ class DecodeGroup:
             total += hist[(s - shift) % bs]
         return total
 
+    def histogram(self) -> tuple[int, ...]:
+        """Members by key % bs (with `clock`, what `phases` is computed from)."""
+        return tuple(self._hist)
+
     def phases(self) -> np.ndarray:
         """Members by (-c_i) mod bs: phases[p] members need a new block at every step j >= 1
         with j % bs == p (their count c_i + j then starts a block)."""

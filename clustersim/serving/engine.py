@@ -15,7 +15,6 @@ would be.
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,10 +26,9 @@ import simpy
 from simpy.core import NORMAL, URGENT
 
 from clustersim.perf.load import BatchLoad
-from clustersim.serving.batcher import NO_SPAN, Batcher, DecodeSpan, StepPlan
+from clustersim.serving.batcher import NO_SPAN, Batcher, DecodeSpan, KVPhases, StepPlan
 from clustersim.serving.clock import event_in
 from clustersim.serving.request import Request
-from clustersim.serving.timing import utilization
 
 
 class StepTimer(Protocol):
@@ -48,25 +46,30 @@ class StepTimer(Protocol):
         each equal to `step` on the successive loads."""
         ...
 
-    # Optional fast paths, used when no step records are kept (bitwise equal to the above):
+    # Optional fast paths (bitwise equal to the above; the engine falls back without them):
     #   step_s(load) -> float: step's step_s alone;
     #   decode_ends(load, num_steps, start_s) -> Sequence[float]: start_s plus decode_run's
-    #   step_s added one by one (each step's end time).
+    #   step_s added one by one (each step's end time);
+    #   step_rows(num_tokens, num_seqs, num_sampled, attn_pairs, kv_read_tokens) -> arrays
+    #   (step_s, flops, hbm_bytes), `step` of each row's load (the step log's bulk path).
 
 
 @dataclass(slots=True)
 class StepSpan:
-    """One plan run for one or more identical decode steps, with each step's figures."""
+    """One plan run for one or more identical decode steps: when each step ends, and (when
+    step records are kept) what the step log needs to rebuild each step's row in bulk."""
 
     plan: StepPlan
     start_s: float
-    ends_s: Sequence[float]  # an array; a tuple or list without step records
-    costs: tuple[np.ndarray, ...] | np.ndarray | None  # rows: step_s, flops, hbm_bytes; None without records
-    kv_used: np.ndarray | None  # None when no step records are kept
-    num_waiting: int
-    kv_total: int
+    ends_s: Sequence[float]  # a list, tuple or array
     tail: BatchLoad | None = None  # load of steps 1.. when step 0 (which ends prefills) differs
-    peaks: tuple[float, float] = (math.nan, math.nan)  # the replica's peak FLOP/s and HBM bytes/s
+    # step records only:
+    timer: StepTimer | None = None  # the replica's timer when the span was planned
+    num_waiting: int = 0
+    kv_total: int = 0
+    kv_start: int = 0  # KV blocks in use during step 0
+    kv_used: np.ndarray | None = None  # per step, when the batcher computed it (KV ran short)
+    kv_phases: KVPhases | None = None  # else what rebuilds it (batcher.DecodeSpan)
 
     def first_and_rest(self) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
         """COUNT_COLUMNS of step 0 and of every later step (they differ when step 0 ended prefills)."""
@@ -74,15 +77,6 @@ class StepSpan:
         first = (head.load.num_seqs, head.load.num_prefill_tokens, head.num_decode_tokens, head.load.num_sampled)
         rest = first if tail is None else (tail.num_seqs, 0, tail.num_tokens, tail.num_sampled)
         return first, rest
-
-    def counts(self, num_done: int) -> dict[str, np.ndarray]:
-        """Per-step token and sequence counts of the first num_done steps."""
-        columns = {}
-        for name, a, b in zip(COUNT_COLUMNS, *self.first_and_rest()):
-            values = np.full(num_done, b, dtype=np.int32)
-            values[0] = a
-            columns[name] = values
-        return columns
 
 
 def _decode_ends(timer: StepTimer, load: BatchLoad, num_steps: int, start_s: float) -> np.ndarray:
@@ -102,29 +96,8 @@ COUNT_COLUMNS = ("num_seqs", "num_prefill_tokens", "num_decode_tokens", "num_sam
 """steps.arrow columns counted per step, in StepSpan.first_and_rest order."""
 
 StepSink = Callable[[int, StepSpan, int], None]
-"""Receives (replica_id, span, num_done): the first num_done steps of the span completed."""
-
-
-def span_columns(replica_id: int, span: StepSpan, num_done: int) -> dict[str, np.ndarray]:
-    """The steps.arrow columns of a span's first num_done steps."""
-    step_s, flops, hbm_bytes = (span.costs[row][:num_done] for row in range(3))
-    counts = span.counts(num_done)
-    return {
-        "start_s": np.concatenate(([span.start_s], span.ends_s[: num_done - 1])),
-        "replica": np.full(num_done, replica_id, dtype=np.int32),
-        "step_s": step_s,
-        "num_seqs": counts["num_seqs"],
-        "num_prefill_tokens": counts["num_prefill_tokens"],
-        "num_decode_tokens": counts["num_decode_tokens"],
-        "flops": flops,
-        "hbm_bytes": hbm_bytes,
-        "compute_util": utilization(flops, step_s, span.peaks[0]),
-        "hbm_util": utilization(hbm_bytes, step_s, span.peaks[1]),
-        "kv_blocks_used": span.kv_used[:num_done].astype(np.int32),
-        "kv_blocks_total": np.full(num_done, span.kv_total, dtype=np.int32),
-        "num_waiting": np.full(num_done, span.num_waiting, dtype=np.int32),
-        "num_sampled": counts["num_sampled"],
-    }
+"""Receives (replica_id, span, num_done): the first num_done steps of the span completed
+(serving.step_log turns them into steps.arrow rows)."""
 
 
 class Engine:
@@ -145,7 +118,7 @@ class Engine:
         self.env = env
         self.replica_id = replica_id
         self.batcher = batcher
-        self.timer = timer
+        self.timer = timer  # a property: binds the timer's fast paths
         self.on_finish = on_finish
         self.on_steps = on_steps
         self.fast_forward = fast_forward
@@ -163,7 +136,15 @@ class Engine:
         self._stepping = False  # waiting on a step (or span) end
         self._generation = 0  # the live end-of-span event carries this; older ones are stale
         self._clock = 0.0
-        self._peaks = (timer.peak_flops_s, timer.peak_bytes_s) if on_steps is not None else (math.nan, math.nan)
+
+    @property
+    def timer(self) -> StepTimer:
+        return self._timer
+
+    @timer.setter
+    def timer(self, timer: StepTimer) -> None:
+        """Swap the step-time model (failures degrade a replica): its fast paths come with it."""
+        self._timer = timer
         self._step_s = getattr(timer, "step_s", None) or (lambda load: timer.step(load)[0])
         self._decode_ends = getattr(timer, "decode_ends", None) or partial(_decode_ends, timer)
 
@@ -294,41 +275,22 @@ class Engine:
             self.on_evicted(evicted)
 
     def _make_span(self, plan: StepPlan, start_s: float, shape: DecodeSpan) -> StepSpan:
-        """Durations, costs and KV use of the plan's one step, or of its whole decode span
-        (kv_used is None when no step records are kept)."""
-        if self.on_steps is None:
-            return self._make_bare_span(plan, start_s, shape)
-        kv = self.batcher.kv
-        kv_used = shape.kv_used
-        if shape.num_steps == 1:
-            step_s, flops, hbm_bytes = self.timer.step(plan.load)
-            costs = np.array(((step_s,), (flops,), (hbm_bytes,)))
-            if self.on_steps is not None:
-                kv_used = np.array([kv.num_used_blocks])
-            ends = np.array([start_s + step_s])
-        else:
-            if shape.tail is None:
-                costs = self.timer.decode_run(plan.load, shape.num_steps)
-            else:  # step 0 finishes prefills; the rest decode (one row per figure)
-                costs = np.empty((3, shape.num_steps))
-                costs[:, 0] = self.timer.step(plan.load)
-                costs[:, 1:] = self.timer.decode_run(shape.tail, shape.num_steps - 1)
-            ends = np.cumsum(np.concatenate(((start_s,), costs[0])))[1:]
-        return StepSpan(plan, start_s, ends, costs, kv_used, len(self.batcher.waiting), kv.num_total_blocks,
-                        shape.tail, self._peaks)
-
-    def _make_bare_span(self, plan: StepPlan, start_s: float, shape: DecodeSpan) -> StepSpan:
-        """The span's step end times only (no step records kept: no costs, no KV use)."""
+        """The end time of the plan's one step, or of each step of its decode span; with step
+        records, what the step log needs to rebuild every step's figures later, in bulk."""
         num_steps = shape.num_steps
         if num_steps == 1:
-            return StepSpan(plan, start_s, (start_s + self._step_s(plan.load),), None, None, 0, 0)
-        if shape.tail is None:
+            ends: Sequence[float] = (start_s + self._step_s(plan.load),)
+        elif shape.tail is None:
             ends = self._decode_ends(plan.load, num_steps, start_s)
         else:  # step 0 finishes prefills; the rest decode
             first_end_s = start_s + self._step_s(plan.load)
             rest = self._decode_ends(shape.tail, num_steps - 1, first_end_s)
             ends = [first_end_s, *rest] if isinstance(rest, list) else np.concatenate(((first_end_s,), rest))
-        return StepSpan(plan, start_s, ends, None, None, 0, 0, shape.tail)
+        if self.on_steps is None:
+            return StepSpan(plan, start_s, ends, shape.tail)
+        kv = self.batcher.kv
+        return StepSpan(plan, start_s, ends, shape.tail, self.timer, len(self.batcher.waiting), kv.num_total_blocks,
+                        kv.num_used_blocks, shape.kv_used, shape.phases)
 
     def _commit(self, span: StepSpan, num_done: int) -> None:
         end_s = float(span.ends_s[num_done - 1])

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from clustersim.perf import ReplicaPerf, decode_run_costs, decode_run_ends, step_cost, step_time_s
+from clustersim.perf import ReplicaPerf, decode_run_costs, decode_run_ends, step_cost, step_cost_rows, step_time_s
 from clustersim.perf.load import BatchLoad
 
 
@@ -43,6 +43,10 @@ class PerfTimer:
 
     def decode_ends(self, load: BatchLoad, num_steps: int, start_s: float) -> Sequence[float]:
         return decode_run_ends(self.replica, load, num_steps, start_s)
+
+    def step_rows(self, num_tokens: np.ndarray, num_seqs: np.ndarray, num_sampled: np.ndarray,
+                  attn_pairs: np.ndarray, kv_read_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return step_cost_rows(self.replica, num_tokens, num_seqs, num_sampled, attn_pairs, kv_read_tokens)
 
 
 def utilization(amount: np.ndarray, step_s: np.ndarray, peak: np.ndarray | float) -> np.ndarray:
