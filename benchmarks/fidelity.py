@@ -4,10 +4,15 @@
     /work/venv/bin/python benchmarks/fidelity.py --cv            # + 5-fold cross-validated error of the fit
     /work/venv/bin/python benchmarks/fidelity.py --fit --write   # refit efficiency.yaml, then evaluate
     /work/venv/bin/python benchmarks/fidelity.py --fit --write --family aws-neuron   # refit one family only
+    /work/venv/bin/python benchmarks/fidelity.py --csv a.csv --csv b.csv --group TPU  # chosen files, TPU rows only
 
-Prints the per-row table, the median absolute % error per family (NVIDIA, AMD, TPU, Neuron)
-and overall, coverage, and with --cv the cross-validated median error over the fit rows
-(offline, batch, prefill, decode) beside the in-sample error over the same rows.
+The measurements are the union of every `--csv` file (default: shared/data/calibration.csv and,
+when present, benchmarks/calibration_extra.csv; row ids must be unique across files). Fitting
+and cross-validation use the union's fit rows (offline, batch, prefill, decode, concurrency;
+folds by setup). Prints the per-row table, then the median absolute % error per family
+(NVIDIA, AMD, TPU, Neuron) and overall with coverage, once per file and once for the union,
+and with --cv the cross-validated median error over the fit rows beside the in-sample error
+over the same rows (union, then per file).
 """
 
 from __future__ import annotations
@@ -17,23 +22,48 @@ import datetime
 import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from clustersim.catalog import load_catalog
-from clustersim.fidelity import default_workers, evaluate, read_rows
+from clustersim.fidelity import default_workers, evaluate, read_rows, write_results_csv
 from clustersim.fidelity.calibrate import cross_validate, efficiency_yaml, fit, fit_data, num_params, predict, prior_table
-from clustersim.fidelity.evaluate import map_rows, median_abs_error
-from clustersim.fidelity.mapping import hardware_group
-from clustersim.fidelity.report import print_report
+from clustersim.fidelity.evaluate import GROUPS, map_rows, median_abs_error
+from clustersim.fidelity.mapping import Mapped, hardware_group
+from clustersim.fidelity.report import rows_table, skipped_table, summary_table
+from clustersim.fidelity.rows import Row
 from clustersim.perf.efficiency import DEFAULT_PATH, load_efficiency_table, parse_efficiency_table
 
-DEFAULT_CSV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "calibration.csv"
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CSV = ROOT.parent / "shared" / "data" / "calibration.csv"
+EXTRA_CSV = ROOT / "benchmarks" / "calibration_extra.csv"
 
 
-def _median_by_group(pairs, key=lambda m: hardware_group(m.setup.family)) -> dict[str, float | None]:
+def default_csvs() -> list[Path]:
+    """The shared calibration file, plus the extra rows when the file exists."""
+    return [DEFAULT_CSV] + ([EXTRA_CSV] if EXTRA_CSV.is_file() else [])
+
+
+def read_files(paths: Sequence[Path]) -> tuple[list[Row], list[str]]:
+    """Rows of every file in order, and for each row the name of the file it came from.
+    A row id seen in two files is an error naming both (ids key the fit and the reports)."""
+    rows: list[Row] = []
+    origin: list[str] = []
+    seen: dict[str, str] = {}
+    for path in paths:
+        for row in read_rows(path):
+            if row.id in seen:
+                raise SystemExit(f"{path}: line {row.line}: row id {row.id!r} also in {seen[row.id]}; ids must be unique across --csv files")
+            seen[row.id] = str(path)
+            rows.append(row)
+            origin.append(path.name)
+    return rows, origin
+
+
+def _median_by_group(pairs, key=lambda m: hardware_group(m.setup.family)) -> dict[str, float]:
     groups: dict[str, list[float]] = {}
     for item, value in pairs:
         if value:
@@ -43,28 +73,66 @@ def _median_by_group(pairs, key=lambda m: hardware_group(m.setup.family)) -> dic
     return {g: statistics.median(v) for g, v in groups.items()}
 
 
+def cv_table(title: str, held_out, in_sample, keep: Callable[[Mapped], bool] = lambda m: True) -> Table | None:
+    """Per family: in-sample and cross-validated median |error| over the same fit rows, their
+    ratio and the number of rows (None when no fit row passes `keep`)."""
+    held = [(m, v) for m, v in held_out if keep(m)]
+    if not held:
+        return None
+    ins_pairs = [(m, v) for m, v in in_sample if keep(m)]
+    cv, ins = _median_by_group(held), _median_by_group(ins_pairs)
+    counts: dict[str, int] = {}
+    setups: dict[str, set] = {}
+    for item, value in held:
+        if value:
+            g = hardware_group(item.setup.family)
+            for key in (g, "overall"):
+                counts[key] = counts.get(key, 0) + 1
+                setups.setdefault(key, set()).add(item.setup)
+    out = Table(title=title)
+    for column in ("family", "in-sample", "cross-validated", "ratio", "rows", "setups"):
+        out.add_column(column, justify="left" if column == "family" else "right")
+    for group in (*GROUPS, "overall"):
+        if group in cv:
+            ratio = cv[group] / ins[group] if ins.get(group) else float("nan")
+            out.add_row(group, f"{ins.get(group, float('nan')):.1f}", f"{cv[group]:.1f}", f"{ratio:.2f}",
+                        str(counts.get(group, 0)), str(len(setups.get(group, ()))))
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
+    parser.add_argument("--csv", type=Path, action="append", default=None,
+                        help="measurements file (repeatable; default: calibration.csv + benchmarks/calibration_extra.csv)")
     parser.add_argument("--fit", action="store_true", help="refit the efficiency factors on the fit rows")
     parser.add_argument("--write", action="store_true", help="with --fit: write the fitted factors to efficiency.yaml")
     parser.add_argument("--cv", action="store_true", help="5-fold cross-validated error of the fit")
     parser.add_argument("--family", action="append", default=None,
                         help="with --fit: refit only this chip family (repeatable); the others keep efficiency.yaml")
+    parser.add_argument("--group", action="append", default=None, choices=GROUPS,
+                        help="keep only rows of this hardware family (repeatable; for quick iterations)")
+    parser.add_argument("--out", type=Path, default=None, help="write every row of the union with predicted and error_pct")
     parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--quiet", action="store_true", help="summary tables only")
     args = parser.parse_args()
+    paths: list[Path] = args.csv or default_csvs()
     console = Console(width=160)
     start = time.perf_counter()
-    rows = read_rows(args.csv)
+    rows, origin = read_files(paths)
     catalog = load_catalog()
     table = load_efficiency_table()
+    if args.group:
+        keep = [i for i, m in enumerate(map_rows(rows, catalog, table))
+                if (hardware_group(m.setup.family) if m.setup else "other") in args.group]
+        rows, origin = [rows[i] for i in keep], [origin[i] for i in keep]
+    file_of = {row.id: name for row, name in zip(rows, origin)}
     mapped = map_rows(rows, catalog, table)
     priors = prior_table(DEFAULT_PATH.read_text(), table)
     data = None
     if args.fit or args.cv:
         data = fit_data(mapped, catalog, priors)
     if args.fit:
+        assert data is not None
         if args.family:
             unknown = sorted(set(args.family) - set(data))
             if unknown:
@@ -73,17 +141,19 @@ def main() -> int:
         fitted = fit(mapped, catalog, priors, data)
         fitted = {f: (e if f in data else table[f]) for f, e in fitted.items()}
         today = datetime.date.today().isoformat()
+        names = " + ".join(p.name for p in paths)
         provenance = {}
         for family, d in data.items():
             provenance[family] = (
-                f"benchmarks/fidelity.py --fit on {args.csv.name}: {len(d.items)} offline/batch/prefill/decode rows, "
+                f"benchmarks/fidelity.py --fit on {names}: {len(d.items)} offline/batch/prefill/decode/concurrency rows, "
                 f"{len({i.setup for i in d.items})} setups, {num_params(len({i.setup for i in d.items}))} parameter(s); "
                 "Cauchy loss on log error, Nelder-Mead from the priors"
             )
         for family, eff in sorted(fitted.items()):
             if family in provenance:
                 console.print(f"fitted {family}: compute={eff.compute:.3f} memory={eff.memory:.3f} "
-                              f"attention_compute={eff.attention_compute:.3f} step_overhead_s={eff.step_overhead_s:.4g}")
+                              f"attention_compute={eff.attention_compute:.3f} step_overhead_s={eff.step_overhead_s:.4g} "
+                              f"comm_latency_s={eff.comm_latency_s:.4g}")
         text = efficiency_yaml(DEFAULT_PATH.read_text(), fitted, today, provenance)
         table = parse_efficiency_table(__import__("yaml").safe_load(text), "efficiency.yaml (fitted)")
         if args.write:
@@ -92,37 +162,38 @@ def main() -> int:
             tmp.replace(DEFAULT_PATH)
             console.print(f"wrote {DEFAULT_PATH}")
     results = evaluate(rows, catalog, table, args.workers)
-    if args.quiet:
-        from clustersim.fidelity.report import skipped_table, summary_table
-
-        console.print(summary_table(results))
-        skipped = skipped_table(results)
-        if skipped is not None:
-            console.print(skipped)
-    else:
-        print_report(results, console)
+    if not args.quiet:
+        console.print(rows_table(results))
+    names = list(dict.fromkeys(origin))
+    if len(names) > 1:
+        for name in names:
+            part = [r for r, o in zip(results, origin) if o == name]
+            console.print(summary_table(part), f"  ({name}: {len(part)} rows)")
+    console.print(summary_table(results), f"  (union of {', '.join(names)}: {len(results)} rows)")
+    skipped = skipped_table(results)
+    if skipped is not None:
+        console.print(skipped)
+    if args.out is not None:
+        write_results_csv(results, args.out)
+        console.print(f"wrote {args.out}")
     if args.cv:
         assert data is not None
         held_out = cross_validate(mapped, catalog, priors, k=5, data=data)
         in_sample = [pair for d in data.values() for pair in predict(d, catalog, table[d.family])]
-        cv, ins = _median_by_group(held_out), _median_by_group(in_sample)
-        out = Table(title="5-fold cross-validation over the fit rows (median |error| %)")
-        for column in ("family", "in-sample", "cross-validated", "ratio", "rows"):
-            out.add_column(column, justify="left" if column == "family" else "right")
-        counts: dict[str, int] = {}
-        for item, value in held_out:
-            if value:
-                counts[hardware_group(item.setup.family)] = counts.get(hardware_group(item.setup.family), 0) + 1
-        counts["overall"] = sum(counts.values())
-        for group in ("NVIDIA", "AMD", "TPU", "Neuron", "overall"):
-            if group in cv:
-                ratio = cv[group] / ins[group] if ins.get(group) else float("nan")
-                out.add_row(group, f"{ins.get(group, float('nan')):.1f}", f"{cv[group]:.1f}", f"{ratio:.2f}", str(counts.get(group, 0)))
-        console.print(out)
+        union = cv_table("5-fold cross-validation over the union's fit rows (median |error| %)", held_out, in_sample)
+        if union is not None:
+            console.print(union)
+        if len(names) > 1:
+            for name in names:
+                part = cv_table(f"  the same folds, rows of {name}", held_out, in_sample,
+                                lambda m, name=name: file_of[m.row.id] == name)
+                if part is not None:
+                    console.print(part)
     overall = median_abs_error(results)
     console.print(f"overall median |error| {overall:.1f}% over {sum(r.status == 'ok' for r in results)}/{len(results)} rows; "
                   f"{time.perf_counter() - start:.0f} s wall")
-    console.print(f"reproduce: /work/venv/bin/python benchmarks/fidelity.py{' --cv' if args.cv else ''} --csv {args.csv}")
+    csv_args = "".join(f" --csv {p}" for p in paths)
+    console.print(f"reproduce: /work/venv/bin/python benchmarks/fidelity.py{' --cv' if args.cv else ''}{csv_args}")
     return 0
 
 

@@ -3,12 +3,14 @@
 Procedure (deterministic: no randomness, fixed starting point and iteration budget):
 
 1. Fit rows are those whose schedule does not depend on step times: offline and batch
-   (every request waits at t=0), prefill and decode (one repeated step). Each distinct setup
+   (every request waits at t=0), prefill and decode (one repeated step), and concurrency (a
+   closed loop with no think time: every follow-up arrives at the step end where its
+   predecessor finished, so arrivals are step indices, not times). Each distinct setup
    is simulated once with the prior factors while recording every step's `BatchLoad`; for
    new factors the same steps are re-timed with the perf model (exact: the batcher's
    choices depend only on tokens and KV blocks, never on time), giving every request's
-   first-token and finish times, hence every metric. Server, qps and concurrency rows are
-   evaluated, not fitted (their schedules move with the factors; they test the fit).
+   first-token and finish times, hence every metric. Server and qps rows are evaluated, not
+   fitted (Poisson arrivals at fixed times: their schedules move with the factors).
 2. Per chip family, parameters: compute and memory (fractions, mapped through a logistic
    onto [0.05, 0.95]) and step_overhead_s (log, within [1e-5, 0.05] s); attention_compute
    keeps its prior ratio to compute. A family with fewer than FULL_FIT_MIN_SETUPS distinct
@@ -37,19 +39,27 @@ import numpy as np
 from clustersim.catalog import Catalog
 from clustersim.fidelity.mapping import Mapped, Setup
 from clustersim.fidelity.runner import (
-    _fixed,
+    ONLINE_MAX_BATCHED_TOKENS,
+    ONLINE_MAX_NUM_SEQS,
     _serve,
+    closed_loop,
+    concurrency_metrics,
+    engine_limits,
     fixed_schedule,
     fixed_schedule_metrics,
     make_replica,
+    offline_specs,
     run_setup,
 )
 from clustersim.perf import ReplicaPerf, decode_run_costs, step_time_s
 from clustersim.perf.efficiency import Efficiency
 from clustersim.perf.load import BatchLoad
-from clustersim.serving.timing import PerfTimer
+from clustersim.serving.engine import StepSpan
 
-FIT_MODES = ("offline", "batch", "prefill", "decode")
+FIT_MODES = ("offline", "batch", "prefill", "decode", "concurrency")
+"""Modes whose step schedule does not depend on step times (see the module docstring)."""
+RECORDED_MODES = ("offline", "batch", "concurrency")
+"""Fit modes simulated once and re-timed; prefill and decode are one step, timed directly."""
 FULL_FIT_MIN_SETUPS = 4
 COMM_FIT_MIN_SETUPS = 32
 REGULARIZATION = 0.02
@@ -64,31 +74,34 @@ OVERHEAD_LO_S, OVERHEAD_HI_S = 1e-5, 0.05
 COMM_LATENCY_LO_S, COMM_LATENCY_HI_S = 2e-7, 2e-5
 
 
-class _RecordingTimer:
-    """A PerfTimer that also keeps every (load, num_steps) it was asked to time."""
+class _StepLog:
+    """Engine step sink keeping every committed step as (load, num_steps) calls: a span's
+    first num_done steps are decode_run(load, num_done), or one step then a decode run of
+    its tail when step 0 ended prefills. Committed, not planned: a closed loop's arrivals
+    cut spans short (serving.engine), and only the steps that ran count."""
 
-    def __init__(self, replica: ReplicaPerf) -> None:
-        self.inner = PerfTimer(replica)
+    def __init__(self) -> None:
         self.calls: list[tuple[BatchLoad, int]] = []
 
-    def step(self, load: BatchLoad) -> tuple[float, float, float, float, float]:
-        self.calls.append((load, 1))
-        return self.inner.step(load)
-
-    def decode_run(self, load: BatchLoad, num_steps: int) -> tuple[np.ndarray, ...]:
-        self.calls.append((load, num_steps))
-        return self.inner.decode_run(load, num_steps)
+    def __call__(self, _replica_id: int, span: StepSpan, num_done: int) -> None:
+        if span.tail is None:
+            self.calls.append((span.plan.load, num_done))
+        else:
+            self.calls.append((span.plan.load, 1))
+            if num_done > 1:
+                self.calls.append((span.tail, num_done - 1))
 
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
-    """A recorded fixed schedule: the steps, and at which step each request got its first
-    token and finished (indices into the flattened step list)."""
+    """A recorded fixed schedule: the steps, and at which step each request arrived (-1: at
+    t=0), got its first token and finished (indices into the flattened step list)."""
 
     calls: tuple[tuple[BatchLoad, int], ...]
     first_step: np.ndarray
     finish_step: np.ndarray
     num_out: np.ndarray
+    arrival_step: np.ndarray | None = None
 
 
 def _durations(replica: ReplicaPerf, calls: Sequence[tuple[BatchLoad, int]]) -> np.ndarray:
@@ -102,21 +115,28 @@ def _durations(replica: ReplicaPerf, calls: Sequence[tuple[BatchLoad, int]]) -> 
 
 
 def record_schedule(setup: Setup, catalog: Catalog, eff: Efficiency) -> Schedule:
-    """Simulate a batch/offline setup once and keep its schedule for re-timing."""
+    """Simulate a batch, offline or concurrency setup once and keep its schedule for re-timing."""
     replica, capacity = make_replica(setup, catalog, eff)
-    num, max_seqs, max_tokens = fixed_schedule(setup, capacity)
-    timer = _RecordingTimer(replica)
-    done = _serve(replica, capacity, max_seqs, max_tokens, _fixed(num, setup.isl, setup.osl), timer=timer)
-    ends = np.cumsum(_durations(replica, timer.calls))
+    log = _StepLog()
+    if setup.mode == "concurrency":
+        loop = closed_loop(setup)
+        max_seqs, max_tokens = engine_limits(setup, ONLINE_MAX_NUM_SEQS, ONLINE_MAX_BATCHED_TOKENS)
+        done = _serve(replica, capacity, max_seqs, max_tokens, loop.first_requests(), closed=loop, on_steps=log)
+    else:
+        num, max_seqs, max_tokens = fixed_schedule(setup, capacity)
+        done = _serve(replica, capacity, max_seqs, max_tokens, offline_specs(setup, capacity, num, max_seqs), on_steps=log)
+    ends = np.cumsum(_durations(replica, log.calls))
 
     def index(times: np.ndarray) -> np.ndarray:
         return np.minimum(np.searchsorted(ends, times * (1 - 1e-9), side="left"), len(ends) - 1)
 
+    arrival = np.array([r.spec.arrival_s for r in done])
     return Schedule(
-        tuple(timer.calls),
+        tuple(log.calls),
         index(np.array([r.first_token_s for r in done])),
         index(np.array([r.finish_s for r in done])),
         np.array([r.spec.num_output_tokens for r in done], dtype=float),
+        np.where(arrival > 0, index(arrival), -1),
     )
 
 
@@ -124,7 +144,12 @@ def retimed_metrics(setup: Setup, schedule: Schedule, replica: ReplicaPerf) -> d
     """The metrics of `setup` had its recorded steps been timed by `replica`'s perf model."""
     ends = np.cumsum(_durations(replica, schedule.calls))
     first, finish = ends[schedule.first_step], ends[schedule.finish_step]
-    return fixed_schedule_metrics(setup, np.zeros_like(first), first, finish, schedule.num_out)
+    arrival = np.zeros_like(first)
+    if schedule.arrival_step is not None:
+        arrival = np.where(schedule.arrival_step >= 0, ends[np.maximum(schedule.arrival_step, 0)], 0.0)
+    if setup.mode == "concurrency":
+        return concurrency_metrics(setup, arrival, first, finish, schedule.num_out)
+    return fixed_schedule_metrics(setup, arrival, first, finish, schedule.num_out)
 
 
 # ---- parameters <-> efficiency ---------------------------------------------------------
@@ -272,7 +297,7 @@ def fit_data(mapped: Sequence[Mapped], catalog: Catalog, table: dict[str, Effici
         schedules = {}
         for setup in dict.fromkeys(i.setup for i in items):
             assert setup is not None
-            if setup.mode in ("batch", "offline"):
+            if setup.mode in RECORDED_MODES:
                 schedules[setup] = record_schedule(setup, catalog, table[family])
         data[family] = FitData(family, tuple(items), schedules)
     return data

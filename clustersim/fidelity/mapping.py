@@ -38,6 +38,12 @@ Choices (each a documented approximation, not a per-row constant):
   fewer KV heads than cores are replicated (8 KV heads on 24 cores -> 24 copies: 3x the
   KV cache and K/V projection weights), as Transformers-NeuronX shards GQA over heads.
 - lengths: isl/osl are means; simulations use fixed lengths rounded to whole tokens.
+- engine limits: a `max-num-seqs N` or `max-num-batched-tokens N` stated in the row's
+  source (the engine's configuration, e.g. a recipe's vLLM flags) is the run's batch limit
+  or per-step token budget (`stated_limits`; runner.engine_limits), in place of the
+  runner's defaults; a concurrency or offline row's stated number of prompts ("3000
+  prompts") is the number of requests its run sends (`stated_num_prompts`); an offline row
+  with a stated count is a finite burst, measured as tokens / makespan (runner).
 """
 
 from __future__ import annotations
@@ -91,6 +97,13 @@ class Setup:
     """Attention data-parallel ranks: tp for a DEP row, else 1."""
     num_kv_heads: int = 0
     """KV heads as deployed (copies included, see `deployed_model`); 0: the model's own."""
+    max_num_seqs: int = 0
+    """Engine batch limit stated by the row's source (`stated_limits`); 0: the runner's default."""
+    max_num_batched_tokens: int = 0
+    """Engine per-step token budget stated by the row's source; 0: the runner's default."""
+    num_requests: int = 0
+    """Requests a concurrency or offline (burst) benchmark sent in all, stated by the row's
+    source (`stated_num_prompts`); 0: the runner's default."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +180,43 @@ def is_dep(text: str) -> bool:
     if re.search(r"\bDEP\d+", t):
         return True
     return bool(_DP_ATTENTION.search(t) and re.search(r"\bEP\d+\b", t) and not re.search(r"\bTP\d+", t))
+
+
+_LIMIT = {name: re.compile(rf"\b{name.replace('_', '[-_ ]')}\s*[=:]?\s*(\d+)", re.IGNORECASE)
+          for name in ("max_num_seqs", "max_num_batched_tokens")}
+
+
+def stated_limits(source: str) -> tuple[int, int]:
+    """(max_num_seqs, max_num_batched_tokens) a row's source states as engine settings
+    (vLLM's --max-num-seqs / --max-num-batched-tokens, in any of the -, _ or space
+    spellings); 0 where not stated. Engine configuration, not a measurement: the runner
+    schedules with it instead of its defaults.
+
+    >>> stated_limits("vLLM TPU, TP8, max-num-batched-tokens 512, max-num-seqs 256, no prefix caching")
+    (256, 512)
+    >>> stated_limits("max_num_seqs=32"), stated_limits("MLPerf Offline")
+    ((32, 0), (0, 0))
+    """
+    found = [_LIMIT[name].search(source) for name in ("max_num_seqs", "max_num_batched_tokens")]
+    return tuple(int(m.group(1)) if m else 0 for m in found)  # type: ignore[return-value]
+
+
+_PROMPTS = re.compile(r"\b(\d[\d,]*)\s+(?:[A-Za-z-]+\s+)?(?:prompts|requests)\b", re.IGNORECASE)
+
+
+def stated_num_prompts(source: str) -> int:
+    """How many prompts a row's source says the benchmark sent (e.g. vLLM's `--num-prompts`,
+    written "3000 prompts", "1000 OpenOrca requests"); 0 when not stated. A closed loop's
+    TTFT mean and p99 depend on it (the first `load` requests arrive together: 2% of 3000
+    requests, 25% of 4 x load), and a burst of N prompts measures tokens / makespan.
+
+    >>> stated_num_prompts("vllm bench serve random 3000 prompts, ignore-eos"), stated_num_prompts("1,000 prompts")
+    (3000, 1000)
+    >>> stated_num_prompts("1000 OpenOrca requests all at once"), stated_num_prompts("guidellm synchronous")
+    (1000, 0)
+    """
+    m = _PROMPTS.search(source)
+    return int(m.group(1).replace(",", "")) if m else 0
 
 
 def padded_model(model: ModelSpec, tp: int) -> ModelSpec:
@@ -281,11 +331,15 @@ def map_row(row: Row, catalog: Catalog, efficiency: dict[str, Efficiency]) -> Ma
         if _capacity(chip, model, tp, ep, wdt, kvdt, eff, attn_dp, num_shards) < isl + osl:
             return Mapped(row, None, f"{model.name} in {wdt} with tp={tp} does not fit one sequence of {isl + osl} tokens in {chip.name} HBM")
     deployed = _laid_out(model, tp // attn_dp, num_shards)
+    source = dict(row.fields).get("source", "")
+    max_num_seqs, max_num_batched_tokens = stated_limits(source)
+    num_requests = stated_num_prompts(source) if row.mode in ("concurrency", "offline") else 0
     setup = Setup(
         chip=chip.name, model=model.name, family=chip.family, num_chips=row.num_chips, tp=tp, ep=ep,
         num_replicas=max(1, row.num_chips // tp), num_heads=deployed.num_heads,
         weight_dtype=wdt, kv_dtype=kvdt, mode=row.mode, load=row.load, isl=isl, osl=osl,
         ttft_limit_s=row.ttft_limit_s, tpot_limit_s=row.tpot_limit_s, attn_dp=attn_dp,
-        num_kv_heads=deployed.num_kv_heads,
+        num_kv_heads=deployed.num_kv_heads, max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
+        num_requests=num_requests,
     )
     return Mapped(row, setup)

@@ -11,10 +11,18 @@ Per mode (see mapping.Setup):
 - offline: every request waiting at t=0; max_num_seqs OFFLINE_MAX_NUM_SEQS, budget
   OFFLINE_MAX_BATCHED_TOKENS (max-throughput benchmarks run large batches). Requests per
   replica: max(4 x the batch that fits, OFFLINE_NUM_REQUESTS / replicas), so TTFT of the
-  queued requests matches a vLLM benchmark of 1,000 prompts at infinite rate.
+  queued requests matches a vLLM benchmark of 1,000 prompts at infinite rate. A row whose
+  source states its prompt count ("1000 prompts", request rate inf) is a finite burst:
+  exactly those requests, not staggered, throughput = output tokens / makespan (as
+  benchmark_serving and JetStream's offline script report it, drain included).
 - batch: `load` requests at t=0 as one static batch (max_num_seqs = load, budget = the
   whole batch's prompts: one context-encoding step, as Neuron runs it).
-- concurrency: closed loop, `load` clients, 4 x load requests (at least 32).
+- concurrency: closed loop, `load` clients, the stated number of prompts (else 4 x load
+  requests, at least 32), max_num_seqs
+  ONLINE_MAX_NUM_SEQS, budget ONLINE_MAX_BATCHED_TOKENS (also qps).
+- Engine limits the row's source states (max-num-seqs, max-num-batched-tokens: see
+  mapping.stated_limits) replace these defaults in the offline, concurrency, qps and server
+  modes.
 - qps: Poisson at load / replicas per replica, OPEN_LOOP_NUM_REQUESTS requests.
 - server: the highest Poisson rate whose p99 TTFT and p99 TPOT meet the row's limits and
   whose queue does not grow over the run (`stable`), by bisection in log-rate between 1/96
@@ -51,7 +59,7 @@ from clustersim.perf.efficiency import Efficiency
 from clustersim.perf.load import BatchLoad
 from clustersim.serving.batcher import Batcher
 from clustersim.serving.clock import ArrivalFeed
-from clustersim.serving.engine import Engine
+from clustersim.serving.engine import Engine, StepSink
 from clustersim.serving.kv_cache import KVCache
 from clustersim.serving.request import Request, RequestSpec, Status
 from clustersim.serving.timing import PerfTimer
@@ -100,8 +108,10 @@ def make_replica(setup: Setup, catalog: Catalog, eff: Efficiency) -> tuple[Repli
 
 def _serve(replica: ReplicaPerf, capacity: int, max_seqs: int, max_tokens: int,
            specs: Iterable[RequestSpec], closed: ClosedLoopSource | None = None,
-           max_sim_s: float | None = None, timer: object | None = None) -> list[Request]:
-    """Run one replica's engine over `specs` (plus a closed loop's follow-ups); finished requests."""
+           max_sim_s: float | None = None, timer: object | None = None,
+           on_steps: StepSink | None = None) -> list[Request]:
+    """Run one replica's engine over `specs` (plus a closed loop's follow-ups); finished
+    requests. `on_steps` receives every committed step span (calibrate records schedules)."""
     env = simpy.Environment()
     finished: list[Request] = []
     batcher = Batcher(KVCache(capacity // BLOCK_SIZE, BLOCK_SIZE), max_num_batched_tokens=max_tokens, max_num_seqs=max_seqs)
@@ -117,7 +127,7 @@ def _serve(replica: ReplicaPerf, capacity: int, max_seqs: int, max_tokens: int,
             if nxt is not None:
                 ArrivalFeed(env, (nxt,), arrive)
 
-    engine = Engine(env, 0, batcher, timer or PerfTimer(replica), on_finish=on_finish)  # type: ignore[arg-type]
+    engine = Engine(env, 0, batcher, timer or PerfTimer(replica), on_finish=on_finish, on_steps=on_steps)  # type: ignore[arg-type]
     ArrivalFeed(env, specs, arrive)
     env.run(until=max_sim_s)
     return finished
@@ -227,12 +237,25 @@ def capacity_rate_per_s(replica: ReplicaPerf, setup: Setup, capacity: int, max_s
     return 1.0 / per_request_s
 
 
+def engine_limits(setup: Setup, max_num_seqs: int, max_num_batched_tokens: int) -> tuple[int, int]:
+    """(max_num_seqs, max_num_batched_tokens) of a run: the engine settings the row's source
+    states (mapping.stated_limits), else the mode's defaults given here.
+
+    >>> from clustersim.fidelity.mapping import Setup
+    >>> s = Setup("c", "m", "f", 1, 1, 1, 1, 8, "bf16", "bf16", "qps", 1.0, 10, 10, None, None, max_num_batched_tokens=512)
+    >>> engine_limits(s, 256, 8192)
+    (256, 512)
+    """
+    return (setup.max_num_seqs or max_num_seqs, setup.max_num_batched_tokens or max_num_batched_tokens)
+
+
 def _open_loop(replica: ReplicaPerf, capacity: int, setup: Setup, rate_per_s: float, num: int,
                max_seqs: int = ONLINE_MAX_NUM_SEQS) -> list[Request]:
     rng = np.random.default_rng(SEED)
     arrivals = poisson_arrivals(rng, rate_per_s, num_requests=num)
     horizon = float(arrivals[-1]) * 3 + 600.0
-    return _serve(replica, capacity, max_seqs, ONLINE_MAX_BATCHED_TOKENS,
+    max_seqs, max_tokens = engine_limits(setup, max_seqs, ONLINE_MAX_BATCHED_TOKENS)
+    return _serve(replica, capacity, max_seqs, max_tokens,
                   _fixed(num, setup.isl, setup.osl, arrivals), max_sim_s=horizon)
 
 
@@ -255,7 +278,7 @@ def stable(arrival: np.ndarray, first: np.ndarray, ttft_limit_s: float) -> bool:
 def _server(replica: ReplicaPerf, capacity: int, setup: Setup) -> Outcome:
     ttft_lim = setup.ttft_limit_s or math.inf
     tpot_lim = setup.tpot_limit_s or math.inf
-    hi = capacity_rate_per_s(replica, setup, capacity, SERVER_MAX_NUM_SEQS) * 1.5
+    hi = capacity_rate_per_s(replica, setup, capacity, engine_limits(setup, SERVER_MAX_NUM_SEQS, 0)[0]) * 1.5
     lo = hi / 96
     best: tuple[float, list[Request]] | None = None
 
@@ -296,9 +319,21 @@ def fixed_schedule(setup: Setup, capacity: int) -> tuple[int, int, int]:
     if setup.mode == "batch":
         num = max(1, round(setup.load or 1))
         return num, num, max(num * setup.isl, 1)
-    batch = _max_batch(setup, capacity, OFFLINE_MAX_NUM_SEQS)
+    max_seqs, max_tokens = engine_limits(setup, OFFLINE_MAX_NUM_SEQS, OFFLINE_MAX_BATCHED_TOKENS)
+    if setup.num_requests:  # a stated burst: exactly its requests, shared by the replicas
+        return math.ceil(setup.num_requests / setup.num_replicas), max_seqs, max_tokens
+    batch = _max_batch(setup, capacity, max_seqs)
     num = max(4 * batch, math.ceil(OFFLINE_NUM_REQUESTS / setup.num_replicas))
-    return num, OFFLINE_MAX_NUM_SEQS, OFFLINE_MAX_BATCHED_TOKENS
+    return num, max_seqs, max_tokens
+
+
+def offline_specs(setup: Setup, capacity: int, num: int, max_seqs: int) -> list[RequestSpec]:
+    """The requests of a batch or offline run: all at t=0; an offline run measured at steady
+    state has its first wave staggered (`_staggered`), a stated burst runs as stated."""
+    specs = _fixed(num, setup.isl, setup.osl)
+    if setup.mode == "offline" and not setup.num_requests:
+        specs = _staggered(specs, _max_batch(setup, capacity, max_seqs))
+    return specs
 
 
 def _staggered(specs: list[RequestSpec], batch: int) -> list[RequestSpec]:
@@ -315,14 +350,42 @@ def _staggered(specs: list[RequestSpec], batch: int) -> list[RequestSpec]:
 
 def fixed_schedule_metrics(setup: Setup, arrival: np.ndarray, first: np.ndarray, finish: np.ndarray,
                            num_out: np.ndarray) -> dict[str, float]:
-    """Metrics of a batch (throughput over the makespan) or offline (steady rate) run."""
+    """Metrics of a batch or stated offline burst (throughput over the makespan: what a
+    benchmark of N prompts at once reports, drain included) or offline (steady rate) run."""
     metrics = latency_metrics(arrival, first, finish, num_out)
-    if setup.mode == "batch":
+    if setup.mode == "batch" or setup.num_requests:
         tokens_s = float(num_out.sum() / finish.max())
     else:  # tokens generated between the first and third quartile of finish times
         lo, hi = np.percentile(finish, [25, 75])
         tokens_s = window_token_rate(arrival, first, finish, num_out, float(lo), float(hi)) if hi > lo else steady_rate(finish, num_out)
     total = tokens_s * setup.num_replicas
+    metrics["output_tok_s_total"] = total
+    metrics["output_tok_s_per_chip"] = total / setup.num_chips
+    return metrics
+
+
+def closed_loop(setup: Setup) -> ClosedLoopSource:
+    """One replica's share of a concurrency row: load / replicas clients with no think time,
+    all starting at t=0, fixed lengths, the requests the source states it sent (shared
+    evenly by the replicas), else 4 x clients (at least 32). Followers arrive
+    exactly when their predecessor finishes, i.e. at a step end, and join the plan after the
+    step that starts there (serving.engine cuts a span after the step in progress), so who
+    runs in each step never depends on step durations: a fit can re-time the recorded steps
+    (tests/test_fidelity_schedule.py checks it)."""
+    clients = max(1, round((setup.load or 1) / setup.num_replicas))
+    num = math.ceil(setup.num_requests / setup.num_replicas) if setup.num_requests else max(32, 4 * clients)
+    return ClosedLoopSource(np.random.default_rng(SEED), clients, FixedLengths(setup.isl, setup.osl), num)
+
+
+def concurrency_metrics(setup: Setup, arrival: np.ndarray, first: np.ndarray, finish: np.ndarray,
+                        num_out: np.ndarray) -> dict[str, float]:
+    """Latency metrics and the throughput of a closed-loop run: output tokens / makespan when
+    the source states how many prompts the benchmark sent (what `vllm bench serve` reports:
+    total output over the duration, ramp and drain included; one wave of 320 prompts at
+    concurrency 320 is all ramp and drain), else the steady completion rate (`steady_rate`)."""
+    metrics = latency_metrics(arrival, first, finish, num_out)
+    rate = float(num_out.sum() / finish.max()) if setup.num_requests else steady_rate(finish, num_out)
+    total = rate * setup.num_replicas
     metrics["output_tok_s_total"] = total
     metrics["output_tok_s_per_chip"] = total / setup.num_chips
     return metrics
@@ -346,17 +409,13 @@ def run_setup(setup: Setup, catalog: Catalog, eff: Efficiency) -> Outcome:
                         "tpot_p50_ms": step_s * 1e3, "itl_mean_ms": step_s * 1e3}, f"decode batch {batch}")
     if mode in ("batch", "offline"):
         num, max_seqs, max_tokens = fixed_schedule(setup, capacity)
-        specs = _fixed(num, setup.isl, setup.osl)
-        if mode == "offline":
-            specs = _staggered(specs, _max_batch(setup, capacity, max_seqs))
-        done = _serve(replica, capacity, max_seqs, max_tokens, specs)
+        done = _serve(replica, capacity, max_seqs, max_tokens, offline_specs(setup, capacity, num, max_seqs))
         return Outcome(fixed_schedule_metrics(setup, *_arrays(done)), f"{num} requests")
     if mode == "concurrency":
-        clients = max(1, round((setup.load or 1) / setup.num_replicas))
-        num = max(32, 4 * clients)
-        loop = ClosedLoopSource(np.random.default_rng(SEED), clients, FixedLengths(setup.isl, setup.osl), num)
-        done = _serve(replica, capacity, ONLINE_MAX_NUM_SEQS, ONLINE_MAX_BATCHED_TOKENS, loop.first_requests(), closed=loop)
-        return Outcome(_with_throughput(done, setup, steady_output_tokens_s(done)))
+        loop = closed_loop(setup)
+        max_seqs, max_tokens = engine_limits(setup, ONLINE_MAX_NUM_SEQS, ONLINE_MAX_BATCHED_TOKENS)
+        done = _serve(replica, capacity, max_seqs, max_tokens, loop.first_requests(), closed=loop)
+        return Outcome(concurrency_metrics(setup, *_arrays(done)))
     if mode == "qps":
         rate = (setup.load or 1.0) / setup.num_replicas
         done = _open_loop(replica, capacity, setup, rate, OPEN_LOOP_NUM_REQUESTS)
