@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,9 @@ from clustersim.cost.plan import plan_from_cost_summary
 from clustersim.cost.schema import COST
 from clustersim.cost.systems import CostPlan, asked_for, resolve_system
 from clustersim.errors import ScenarioError
-from clustersim.records import ArrowWriter, latency_stats, request_arrays, to_jsonable
+from clustersim.records import ArrowWriter, to_jsonable
+from clustersim.records.quantiles import Reader
+from clustersim.records.summary import finished_values, iter_request_batches, streamed_latency_stats
 
 KV_FULL_FRACTION = 0.95
 """A step with at least this share of its replica's KV blocks in use counts as KV-bound."""
@@ -140,10 +142,40 @@ def _scan_batches(reader: pa.ipc.RecordBatchFileReader, bucket_s: float, how: st
     tot["has_sampled"] = float(has_sampled)
 
 
-def _read_requests(path: Path) -> dict[str, np.ndarray]:
-    """The request columns cost needs, as float64 arrays plus a `finished` mask."""
-    cols = ("arrival_s", "first_token_s", "finish_s", "num_prompt_tokens", "num_generated_tokens")
-    return request_arrays(path, cols)[0]
+def _request_extent(path: Path) -> tuple[float, float]:
+    """(the latest arrival, first-token or finish time of any request; total generated
+    tokens), in one streamed pass over the records."""
+    latest, generated = -math.inf, 0.0
+    for batch in iter_request_batches(path, ("arrival_s", "first_token_s", "finish_s", "num_generated_tokens")):
+        for name in ("arrival_s", "first_token_s", "finish_s"):
+            times = np.asarray(batch.column(name).to_numpy(), dtype=np.float64)
+            times = times[np.isfinite(times)]
+            if times.size:
+                latest = max(latest, float(times.max()))
+        generated += float(np.nansum(np.asarray(batch.column("num_generated_tokens").to_numpy(), dtype=np.float64)))
+    return latest, generated
+
+
+def _add_input_tokens(path: Path, sums: _Buckets, bucket_s: float, count_first: bool) -> None:
+    """Prompt tokens (and, when steps do not say, first tokens) by the bucket of their first
+    token, streamed."""
+    for batch in iter_request_batches(path, ("first_token_s", "num_prompt_tokens")):
+        first = np.asarray(batch.column("first_token_s").to_numpy(), dtype=np.float64)
+        got_first = np.isfinite(first)
+        index = _bucket(first[got_first], bucket_s)
+        sums.add("in", index, np.asarray(batch.column("num_prompt_tokens").to_numpy(), dtype=np.float64)[got_first])
+        if count_first:
+            sums.add("first", index, np.ones(index.size))
+
+
+def _per_request_usd(path: Path, per_in: float, per_out: float) -> Reader:
+    """Each finished request's cost, prompt x per_in + generated x per_out, pass by pass."""
+    prompt, generated = finished_values(path, "num_prompt_tokens"), finished_values(path, "num_generated_tokens")
+
+    def read() -> Iterator[np.ndarray]:
+        for p, g in zip(prompt(), generated()):
+            yield p * per_in + g * per_out
+    return read
 
 
 def write_cost_trace(
@@ -175,27 +207,24 @@ def write_cost_trace(
             raise
         return {"available": False, "reason": str(exc)}
     steps_path = run_dir / "steps.arrow"
-    requests = _read_requests(run_dir / "requests.arrow")
+    requests_path = run_dir / "requests.arrow"
+    latest_s, generated = _request_extent(requests_path)
     bucket_s = float(cost_cfg.bucket_s)
     sums = _Buckets(("busy", "active", "out", "steps", "in", "first"))
     if steps_path.exists():
         tot = _scan_steps(steps_path, bucket_s, cost_cfg.utilization, sums)
     else:
         tot = _no_steps_totals(busy_s, num_replicas)
-    got_first = np.isfinite(requests["first_token_s"])
-    times = [tot["end_s"], *(np.nanmax(requests[c]) for c in ("arrival_s", "first_token_s", "finish_s") if np.isfinite(requests[c]).any())]
-    end = float(end_s) if end_s is not None else max(times, default=0.0)
+    end = float(end_s) if end_s is not None else max(tot["end_s"], latest_s, 0.0)
     if not steps_path.exists():
         bucket_s = max(end, 1e-12)  # one row for the whole run
         busy = np.array([tot["step_s"]])
         sums.add("busy", np.array([0]), busy)
         sums.add("active", np.array([0]), busy)
-    first_idx = _bucket(requests["first_token_s"][got_first], bucket_s)
-    sums.add("in", first_idx, requests["num_prompt_tokens"][got_first])
-    if not tot.get("has_sampled"):
-        sums.add("first", first_idx, np.ones(first_idx.size))
+    _add_input_tokens(requests_path, sums, bucket_s, not tot.get("has_sampled"))
     num_buckets = max(1, math.ceil(end / bucket_s - 1e-9)) if end > 0 else 1
-    return _finish(run_dir, built, cost_cfg, plan, sums, tot, requests, end, bucket_s, num_buckets, chips_per_replica)
+    return _finish(run_dir, built, cost_cfg, plan, sums, tot, requests_path, generated, end, bucket_s, num_buckets,
+                   chips_per_replica)
 
 
 def _no_steps_totals(busy_s: Sequence[float] | None, num_replicas: int) -> dict[str, float]:
@@ -208,7 +237,7 @@ def _no_steps_totals(busy_s: Sequence[float] | None, num_replicas: int) -> dict[
 
 def _finish(
     run_dir: Path, built: Any, cfg: CostConfig, plan: CostPlan, sums: _Buckets, tot: dict[str, float],
-    requests: dict[str, np.ndarray], end: float, bucket_s: float, n: int, chips_per_replica: int,
+    requests_path: Path, generated: float, end: float, bucket_s: float, n: int, chips_per_replica: int,
 ) -> dict[str, Any]:
     sysc = plan.system
     num_deployed = chips_per_replica * int(built.scenario.deployment.num_replicas)
@@ -242,7 +271,6 @@ def _finish(
     total = capex + power + opex + rental
     tokens_in = np.rint(sums.folded("in", n)).astype(np.int64)
     tokens_out = np.rint(sums.folded("out", n) + sums.folded("first", n)).astype(np.int64)
-    generated = float(np.nansum(requests["num_generated_tokens"]))
     resampled = 0
     if tot.get("no_steps"):
         tokens_out[:] = int(generated)  # one bucket: every generated token
@@ -262,7 +290,7 @@ def _finish(
     meta = {"scenario": built.scenario.name, "seed": str(built.scenario.seed), "system": sysc.name, "mode": plan.mode}
     with ArrowWriter(run_dir / "cost.arrow", COST, metadata=meta) as writer:
         writer.extend(columns)
-    summary = _summary(plan, tot, requests, end, num_deployed, num_systems, num_billed,
+    summary = _summary(plan, tot, requests_path, end, num_deployed, num_systems, num_billed,
                        {k: float(np.sum(v)) for k, v in columns.items() if k not in ("system", "mode", "start_s", "num_chips")})
     summary["tokens_out_resampled"] = resampled
     summary["file"] = {"rows": writer.stats.num_rows, "bytes": writer.stats.num_bytes}
@@ -278,7 +306,7 @@ def _share(part: float, whole: float) -> float | None:
 
 
 def _summary(
-    plan: CostPlan, tot: dict[str, float], requests: dict[str, np.ndarray], end: float,
+    plan: CostPlan, tot: dict[str, float], requests_path: Path, end: float,
     num_deployed: int, num_systems: float, num_billed: float, s: dict[str, float],
 ) -> dict[str, Any]:
     sysc = plan.system
@@ -290,8 +318,6 @@ def _summary(
     usd_in, usd_out = total * in_share, total * (1.0 - in_share)
     per_in = usd_in / t_in if t_in > 0 else 0.0
     per_out = usd_out / t_out if t_out > 0 else 0.0
-    finished = requests["finished"]
-    per_request = requests["num_prompt_tokens"][finished] * per_in + requests["num_generated_tokens"][finished] * per_out
     mean_it_w = s["energy_j"] / plan.pue / end if end > 0 else math.nan
     mean_fac_w = s["energy_j"] / end if end > 0 else math.nan
     tokens_s = (t_in + t_out) / end if end > 0 else math.nan
@@ -313,7 +339,7 @@ def _summary(
         "usd_per_mtok_input": usd_per_mtok(usd_in, t_in),
         "usd_per_mtok_output": usd_per_mtok(usd_out, t_out),
         "usd_per_mtok_blended": usd_per_mtok(total, t_in + t_out),
-        "usd_per_request": latency_stats(np.asarray(per_request, dtype=np.float64)),
+        "usd_per_request": streamed_latency_stats(_per_request_usd(requests_path, per_in, per_out)),
         "tokens_in": int(t_in),
         "tokens_out": int(t_out),
         "tokens_s_per_chip": tokens_s / num_deployed,

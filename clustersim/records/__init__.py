@@ -5,7 +5,7 @@ A run directory holds `requests.arrow` and `steps.arrow` (schemas in `schemas`),
 """
 
 from clustersim.records.schemas import REQUESTS, STATUS_VALUES, STEPS, request_row, request_values
-from clustersim.records.summary import latency_stats, littles_law, request_arrays, summarize
+from clustersim.records.summary import latency_stats, littles_law, summarize
 from clustersim.records.writer import ArrowWriter, WriteStats, to_jsonable, write_json_atomic
 
 __all__ = [
@@ -16,7 +16,6 @@ __all__ = [
     "WriteStats",
     "latency_stats",
     "littles_law",
-    "request_arrays",
     "request_row",
     "request_values",
     "summarize",

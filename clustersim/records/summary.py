@@ -38,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from clustersim.records.quantiles import Reader, stream_stats
 from clustersim.records.writer import to_jsonable
 from clustersim.serving.request import Status
 
@@ -70,6 +71,11 @@ def _read_columns(source: TableSource, columns: tuple[str, ...]) -> pa.Table:
         return pa.ipc.open_file(handle).schema.empty_table().select(list(columns))
 
 
+def iter_request_batches(source: TableSource, columns: tuple[str, ...]) -> Iterator[pa.RecordBatch]:
+    """The named columns of a record file (or table), one record batch at a time."""
+    return _iter_batches(source, columns)
+
+
 def _iter_batches(source: TableSource, columns: tuple[str, ...]) -> Iterator[pa.RecordBatch]:
     """Record batches of a table or an Arrow IPC file, one at a time (bounded memory: plain
     reads, not a memory map, whose touched pages would count against the process)."""
@@ -82,25 +88,6 @@ def _iter_batches(source: TableSource, columns: tuple[str, ...]) -> Iterator[pa.
             yield reader.get_batch(i).select(list(columns))
 
 
-_FINISHED_COLUMNS = ("finish_s", "ttft_s", "tpot_s", "e2e_s", "num_prompt_tokens", "num_generated_tokens")
-
-
-def request_arrays(requests: TableSource, columns: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-    """The named numeric request columns as float64 arrays over every request, plus a
-    `finished` mask, and the count of each status; read batch by batch (plain reads, no
-    per-row Python strings: 8 bytes per column and 1 for the mask per request)."""
-    counts = {s.value: 0 for s in Status}
-    parts: dict[str, list[np.ndarray]] = {c: [] for c in (*columns, "finished")}
-    for batch in _iter_batches(requests, ("status", *columns)):
-        status = batch.column("status")
-        for item in pc.value_counts(status).to_pylist():
-            counts[str(item["values"])] += int(item["counts"])
-        parts["finished"].append(_is(status, Status.FINISHED))
-        for c in columns:
-            parts[c].append(_f64(batch.column(c)))
-    arrays = {c: np.concatenate(p) if p else np.empty(0, dtype=bool if c == "finished" else np.float64)
-              for c, p in parts.items()}
-    return arrays, counts
 
 
 def _is(status: pa.ChunkedArray, value: Status) -> np.ndarray:
@@ -157,13 +144,11 @@ def summarize(
         if limit is not None and not limit >= 0:
             raise ValueError(f"summarize: {name}={limit}, must be >= 0 or None")
 
-    arrays, counts = request_arrays(requests, ("arrival_s", *_FINISHED_COLUMNS))
+    totals = _request_totals(requests, slo_ttft_s, slo_tpot_s)
+    counts = totals.pop("counts")
     num_total = sum(counts.values())
-    finished = arrays.pop("finished")
-    arrival_min = float(arrays.pop("arrival_s").min()) if num_total else math.inf
-    # each column is dropped as its finished rows are taken: one copy at a time stays resident
-    finish, ttft, tpot, e2e, prompt, generated = (arrays.pop(c)[finished] for c in _FINISHED_COLUMNS)
-    num_finished = finish.size
+    num_finished = int(totals["num_finished"])
+    arrival_min = totals["arrival_min"]
 
     start_s = arrival_min if num_total else None
     if start_s is None:
@@ -171,11 +156,11 @@ def summarize(
     elif duration_s is not None:
         end_s = start_s + duration_s
     else:
-        end_s = float(finish.max()) if finish.size else None
+        end_s = totals["finish_max"] if num_finished else None
     window_s = end_s - start_s if start_s is not None and end_s is not None else None
 
-    input_tokens = float(prompt.sum())
-    output_tokens = float(generated.sum())
+    input_tokens = totals["input_tokens"]
+    output_tokens = totals["output_tokens"]
     output_tokens_s = _ratio(output_tokens, window_s)
     throughput = {
         "requests_s": _ratio(float(num_finished), window_s),
@@ -197,47 +182,82 @@ def summarize(
             "duration_from": "given" if duration_s is not None else "first arrival to last finish",
         },
         "percentile_method": f"numpy.percentile method={PERCENTILE_METHOD!r}",
-        "latency": {
-            "ttft_s": latency_stats(ttft),
-            "tpot_s": latency_stats(tpot),
-            "e2e_s": latency_stats(e2e),
-        },
+        "latency": {name: streamed_latency_stats(finished_values(requests, name)) for name in ("ttft_s", "tpot_s", "e2e_s")},
         "throughput": throughput,
-        "slo": _slo(ttft, tpot, prompt, generated, num_total, window_s, slo_ttft_s, slo_tpot_s),
+        "slo": _slo(totals, num_finished, num_total, window_s, slo_ttft_s, slo_tpot_s),
         "steps": None if steps is None else _step_summary(steps, start_s, end_s),
     }
     return to_jsonable(summary)
 
 
-def _slo(
-    ttft: np.ndarray,
-    tpot: np.ndarray,
-    prompt: np.ndarray,
-    generated: np.ndarray,
-    num_total: int,
-    window_s: float | None,
-    slo_ttft_s: float | None,
-    slo_tpot_s: float | None,
-) -> dict[str, Any]:
-    """SLO attainment and goodput over finished requests (arrays hold finished ones only)."""
+def _request_totals(requests: TableSource, slo_ttft_s: float | None, slo_tpot_s: float | None) -> dict[str, Any]:
+    """One streamed pass over the request records: counts by status, first arrival, and over
+    finished requests their number, last finish, token sums and the SLO's met sums."""
+    counts = {s.value: 0 for s in Status}
+    out: dict[str, Any] = dict.fromkeys(("num_finished", "input_tokens", "output_tokens", "num_met",
+                                          "met_input_tokens", "met_output_tokens"), 0.0)
+    out |= {"arrival_min": math.inf, "finish_max": -math.inf}
+    columns = ("arrival_s", "finish_s", "ttft_s", "tpot_s", "num_prompt_tokens", "num_generated_tokens")
+    for batch in _iter_batches(requests, ("status", *columns)):
+        status = batch.column("status")
+        for item in pc.value_counts(status).to_pylist():
+            counts[str(item["values"])] += int(item["counts"])
+        if batch.num_rows:
+            out["arrival_min"] = min(out["arrival_min"], float(_f64(batch.column("arrival_s")).min()))
+        finished = _is(status, Status.FINISHED)
+        if not finished.any():
+            continue
+        finish, ttft, tpot, prompt, generated = (_f64(batch.column(c))[finished] for c in columns[1:])
+        out["num_finished"] += int(finished.sum())
+        out["finish_max"] = max(out["finish_max"], float(finish.max()))
+        out["input_tokens"] += float(prompt.sum())
+        out["output_tokens"] += float(generated.sum())
+        met = np.ones(ttft.shape, dtype=bool)
+        if slo_ttft_s is not None:
+            met &= ttft <= slo_ttft_s
+        if slo_tpot_s is not None:
+            met &= np.isnan(tpot) | (tpot <= slo_tpot_s)
+        out["num_met"] += int(met.sum())
+        out["met_input_tokens"] += float(prompt[met].sum())
+        out["met_output_tokens"] += float(generated[met].sum())
+    out["counts"] = counts
+    return out
+
+
+def finished_values(requests: TableSource, column: str) -> Reader:
+    """A re-readable pass over one numeric column of the finished requests, batch by batch."""
+    def read() -> Iterator[np.ndarray]:
+        for batch in _iter_batches(requests, ("status", column)):
+            yield _f64(batch.column(column))[_is(batch.column("status"), Status.FINISHED)]
+    return read
+
+
+def streamed_latency_stats(reader: Reader) -> dict[str, float | int | None]:
+    """`latency_stats` of values read in passes (records.quantiles): the same percentiles,
+    memory bounded whatever the number of requests."""
+    count, mean, values = stream_stats(reader, PERCENTILES)
+    stats: dict[str, float | int | None] = {"count": count}
+    if count == 0:
+        return stats | {"mean": None} | {f"p{q}": None for q in PERCENTILES}
+    return stats | {"mean": mean} | {f"p{q}": v for q, v in zip(PERCENTILES, values)}
+
+
+def _slo(totals: dict[str, Any], num_finished: int, num_total: int, window_s: float | None,
+         slo_ttft_s: float | None, slo_tpot_s: float | None) -> dict[str, Any]:
+    """SLO attainment and goodput over finished requests (sums from `_request_totals`)."""
     out: dict[str, Any] = {"ttft_s": slo_ttft_s, "tpot_s": slo_tpot_s}
     keys = ("num_met", "attainment", "attainment_all", "goodput_requests_s",
             "goodput_output_tokens_s", "goodput_tokens_s")
     if slo_ttft_s is None and slo_tpot_s is None:
         return out | dict.fromkeys(keys)
-    met = np.ones(ttft.shape, dtype=bool)
-    if slo_ttft_s is not None:
-        met &= ttft <= slo_ttft_s
-    if slo_tpot_s is not None:
-        met &= np.isnan(tpot) | (tpot <= slo_tpot_s)
-    num_met = int(met.sum())
+    num_met = int(totals["num_met"])
     return out | {
         "num_met": num_met,
-        "attainment": _ratio(num_met, ttft.size),
+        "attainment": _ratio(num_met, num_finished),
         "attainment_all": _ratio(num_met, num_total),
         "goodput_requests_s": _ratio(num_met, window_s),
-        "goodput_output_tokens_s": _ratio(float(generated[met].sum()), window_s),
-        "goodput_tokens_s": _ratio(float(prompt[met].sum() + generated[met].sum()), window_s),
+        "goodput_output_tokens_s": _ratio(totals["met_output_tokens"], window_s),
+        "goodput_tokens_s": _ratio(totals["met_input_tokens"] + totals["met_output_tokens"], window_s),
     }
 
 
