@@ -5,9 +5,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clustersim.perf.load import BatchLoad
+from clustersim.serving.batcher import Batcher
+from clustersim.serving.engine import Engine
+from clustersim.serving.kv_cache import KVCache
 from clustersim.serving.request import RequestSpec, Status
 from serving_harness import LinearTimer, run_serving
 
@@ -215,3 +220,15 @@ def test_more_replicas_never_hurt_at_equal_load(seed, rate, replicas, budget):
     more = run_serving(specs, num_replicas=replicas + 1, **kwargs)
     e2e = lambda o: float(np.mean([r.finish_s - r.spec.arrival_s for r in o.requests]))  # noqa: E731
     assert e2e(more) <= e2e(fewer) * 1.02
+
+
+def test_swapped_timer_brings_its_step_times():
+    # failures swap a degraded replica's timer; the engine's fast paths must follow it
+    env = simpy.Environment()
+    engine = Engine(env, 0, Batcher(KVCache(100, 16), 512, 64), ONE_SECOND, on_finish=lambda r: None)
+    load = BatchLoad(num_tokens=4, num_seqs=4, num_sampled=4, attn_pairs=40.0, kv_read_tokens=40)
+    slow = LinearTimer(base_s=3.0, per_token_s=0.0, per_kv_s=0.0, per_pair_s=0.0)
+    engine.timer = slow
+    assert engine.timer is slow
+    assert engine._step_s(load) == 3.0
+    assert list(engine._decode_ends(load, 3, 10.0)) == [13.0, 16.0, 19.0]
