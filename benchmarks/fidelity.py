@@ -4,6 +4,8 @@
     /work/venv/bin/python benchmarks/fidelity.py --cv            # + 5-fold cross-validated error of the fit
     /work/venv/bin/python benchmarks/fidelity.py --fit --write   # refit efficiency.yaml, then evaluate
     /work/venv/bin/python benchmarks/fidelity.py --fit --write --family aws-neuron   # refit one family only
+    /work/venv/bin/python benchmarks/fidelity.py --fit --write --family google-tpu --family google-tpu/jetstream
+                                                    # refit a family and a serving stack of it (new or existing)
     /work/venv/bin/python benchmarks/fidelity.py --csv a.csv --csv b.csv --group TPU  # chosen files, TPU rows only
 
 The measurements are the union of every `--csv` file (default: shared/data/calibration.csv and,
@@ -12,7 +14,12 @@ and cross-validation use the union's fit rows (offline, batch, prefill, decode, 
 folds by setup). Prints the per-row table, then the median absolute % error per family
 (NVIDIA, AMD, TPU, Neuron) and overall with coverage, once per file and once for the union,
 and with --cv the cross-validated median error over the fit rows beside the in-sample error
-over the same rows (union, then per file).
+over the same rows (union, then per file), and the median error per serving stack.
+
+A `--family FAMILY/STACK` fits that stack's rows (fidelity.mapping.stack_of) apart from the
+family, starting from the family's factors (refitted in the same run when `--family FAMILY`
+is given too, else as in efficiency.yaml); stacks already in efficiency.yaml are always kept
+apart from their family, and refitted by a plain `--fit`.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from clustersim.fidelity.evaluate import GROUPS, map_rows, median_abs_error
 from clustersim.fidelity.mapping import Mapped, hardware_group
 from clustersim.fidelity.report import rows_table, skipped_table, summary_table
 from clustersim.fidelity.rows import Row
-from clustersim.perf.efficiency import DEFAULT_PATH, load_efficiency_table, parse_efficiency_table
+from clustersim.perf.efficiency import DEFAULT_PATH, Efficiency, load_stack_table, parse_efficiency_table, parse_stack_table, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CSV = ROOT.parent / "shared" / "data" / "calibration.csv"
@@ -71,6 +78,27 @@ def _median_by_group(pairs, key=lambda m: hardware_group(m.setup.family)) -> dic
             groups.setdefault(key(item), []).append(err)
             groups.setdefault("overall", []).append(err)
     return {g: statistics.median(v) for g, v in groups.items()}
+
+
+def parse_stacked(text: str, source: str) -> dict[str, Efficiency]:
+    """Family and `family/stack` entries of an efficiency.yaml text in one table."""
+    doc = __import__("yaml").safe_load(text)
+    families = parse_efficiency_table(doc, source)
+    return {**families, **parse_stack_table(doc, families, source)}
+
+
+def stack_summary(results) -> Table:
+    """Per hardware family and serving stack: rows simulated, median |error| and median signed error."""
+    groups: dict[tuple[str, str], list[float]] = {}
+    for r in results:
+        if r.error_pct is not None and r.setup is not None:
+            groups.setdefault((r.group, r.setup.stack or "(none)"), []).append(r.error_pct)
+    out = Table(title="median error per serving stack (union)")
+    for column in ("family", "stack", "rows", "median |error| %", "median signed %"):
+        out.add_column(column, justify="left" if column in ("family", "stack") else "right")
+    for (group, stack), errs in sorted(groups.items(), key=lambda kv: (GROUPS.index(kv[0][0]) if kv[0][0] in GROUPS else 9, kv[0][1])):
+        out.add_row(group, stack, str(len(errs)), f"{statistics.median(abs(e) for e in errs):.1f}", f"{statistics.median(errs):+.1f}")
+    return out
 
 
 def cv_table(title: str, held_out, in_sample, keep: Callable[[Mapped], bool] = lambda m: True) -> Table | None:
@@ -120,7 +148,7 @@ def main() -> int:
     start = time.perf_counter()
     rows, origin = read_files(paths)
     catalog = load_catalog()
-    table = load_efficiency_table()
+    table = load_stack_table()
     if args.group:
         keep = [i for i, m in enumerate(map_rows(rows, catalog, table))
                 if (hardware_group(m.setup.family) if m.setup else "other") in args.group]
@@ -128,9 +156,13 @@ def main() -> int:
     file_of = {row.id: name for row, name in zip(rows, origin)}
     mapped = map_rows(rows, catalog, table)
     priors = prior_table(DEFAULT_PATH.read_text(), table)
+    new_stacks = [f for f in args.family or [] if "/" in f]
+    bad = [f for f in new_stacks if f.partition("/")[0] not in table]
+    if bad:
+        parser.error(f"--family {bad}: unknown family before '/'; families: {sorted(k for k in table if '/' not in k)}")
     data = None
     if args.fit or args.cv:
-        data = fit_data(mapped, catalog, priors)
+        data = fit_data(mapped, catalog, priors, stacks=new_stacks)
     if args.fit:
         assert data is not None
         if args.family:
@@ -138,7 +170,7 @@ def main() -> int:
             if unknown:
                 parser.error(f"--family {unknown}: no fit rows; families with fit rows: {sorted(data)}")
             data = {f: d for f, d in data.items() if f in args.family}
-        fitted = fit(mapped, catalog, priors, data)
+        fitted = fit(mapped, catalog, priors, data, current=table)
         fitted = {f: (e if f in data else table[f]) for f, e in fitted.items()}
         today = datetime.date.today().isoformat()
         names = " + ".join(p.name for p in paths)
@@ -155,7 +187,7 @@ def main() -> int:
                               f"attention_compute={eff.attention_compute:.3f} step_overhead_s={eff.step_overhead_s:.4g} "
                               f"comm_latency_s={eff.comm_latency_s:.4g}")
         text = efficiency_yaml(DEFAULT_PATH.read_text(), fitted, today, provenance)
-        table = parse_efficiency_table(__import__("yaml").safe_load(text), "efficiency.yaml (fitted)")
+        table = parse_stacked(text, "efficiency.yaml (fitted)")
         if args.write:
             tmp = DEFAULT_PATH.with_suffix(".yaml.tmp")
             tmp.write_text(text)
@@ -170,6 +202,7 @@ def main() -> int:
             part = [r for r, o in zip(results, origin) if o == name]
             console.print(summary_table(part), f"  ({name}: {len(part)} rows)")
     console.print(summary_table(results), f"  (union of {', '.join(names)}: {len(results)} rows)")
+    console.print(stack_summary(results))
     skipped = skipped_table(results)
     if skipped is not None:
         console.print(skipped)
@@ -179,7 +212,7 @@ def main() -> int:
     if args.cv:
         assert data is not None
         held_out = cross_validate(mapped, catalog, priors, k=5, data=data)
-        in_sample = [pair for d in data.values() for pair in predict(d, catalog, table[d.family])]
+        in_sample = [pair for d in data.values() for pair in predict(d, catalog, resolve(table, d.family, d.stack))]
         union = cv_table("5-fold cross-validation over the union's fit rows (median |error| %)", held_out, in_sample)
         if union is not None:
             console.print(union)

@@ -21,7 +21,7 @@ from clustersim.fidelity.evaluate import GroupStats, RowResult, evaluate, group_
 from clustersim.fidelity.mapping import Mapped, Setup, map_row
 from clustersim.fidelity.report import print_report, write_results_csv
 from clustersim.fidelity.rows import Row, read_rows
-from clustersim.perf.efficiency import load_efficiency_table
+from clustersim.perf.efficiency import load_stack_table
 
 __all__ = [
     "GroupStats",
@@ -56,7 +56,7 @@ def run_fidelity(csv_path: Path, models: Path | None = None, workers: int | None
     if models is not None and not Path(models).is_dir():
         raise ClusterSimError(f"--models {models}: not a directory")
     catalog = load_catalog([models] if models is not None else [])
-    return evaluate(rows, catalog, load_efficiency_table(), workers or default_workers())
+    return evaluate(rows, catalog, load_stack_table(), workers or default_workers())
 
 
 def run_fidelity_cli(csv_path: Path, result: Path | None, models: Path | None, console: Console) -> None:

@@ -23,15 +23,24 @@ Procedure (deterministic: no randomness, fixed starting point and iteration budg
    cannot know), plus REGULARIZATION x squared distance from the priors in the transformed
    parameters (keeps sparse families near the physics priors). Minimized by Nelder-Mead
    (our own implementation below) from the priors.
-4. k-fold cross-validation: distinct setups are dealt into k folds in a fixed order; each
-   fold's rows are predicted with factors fitted on the other folds.
+4. Serving stacks (hierarchical): rows whose (family, stack) has its own entry
+   (efficiency.yaml `stacks:`, or named for a fit with `stacks=`) are left out of the
+   family's fit and fitted on their own, after the family, starting from and regularized
+   toward the family's fitted factors, with the same parameter-count rule by number of
+   setups (one setup: one common scale of compute and memory). Only factors the fit moves
+   are stored for the stack; the rest stay the family's.
+5. k-fold cross-validation: distinct setups of a family (its stacks' included) are dealt into
+   k folds in a fixed order; each fold's rows are predicted with factors fitted on the other
+   folds: the family's fitted on its training rows, a stack's fitted from those on the
+   stack's training rows, or the family's when the stack has none in training (so a
+   one-setup stack shows its out-of-sample error under the family's factors).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,7 +61,7 @@ from clustersim.fidelity.runner import (
     run_setup,
 )
 from clustersim.perf import ReplicaPerf, decode_run_costs, step_time_s
-from clustersim.perf.efficiency import Efficiency
+from clustersim.perf.efficiency import Efficiency, resolve, stack_key
 from clustersim.perf.load import BatchLoad
 from clustersim.serving.engine import StepSpan
 
@@ -279,27 +288,51 @@ def nelder_mead(f: Callable[[np.ndarray], float], x0: Sequence[float], step: flo
 
 @dataclass(frozen=True, slots=True)
 class FitData:
-    """Fit rows of one family with what re-timing them needs."""
+    """Fit rows of one family (or of one of its stacks) with what re-timing them needs."""
 
     family: str
     items: tuple[Mapped, ...]
     schedules: dict[Setup, Schedule]
+    stack: str = ""
+    """The stack fitted apart from the family ("": the family's own rows)."""
+
+    @property
+    def key(self) -> str:
+        """Its key in the efficiency table: `family` or `family/stack`."""
+        return stack_key(self.family, self.stack)
 
 
-def fit_data(mapped: Sequence[Mapped], catalog: Catalog, table: dict[str, Efficiency]) -> dict[str, FitData]:
-    """Fit rows grouped by chip family, their fixed schedules recorded once with `table`."""
-    by_family: dict[str, list[Mapped]] = {}
+def fit_key(setup: Setup, stacks: Collection[str]) -> str:
+    """The fit group of a setup: its `family/stack` key when that is in `stacks`, else its family.
+
+    >>> s = Setup("c", "m", "f", 1, 1, 1, 1, 8, "bf16", "bf16", "batch", None, 1, 1, None, None, stack="x")
+    >>> fit_key(s, {"f/x"}), fit_key(s, {"f/y"})
+    ('f/x', 'f')
+    """
+    key = stack_key(setup.family, setup.stack)
+    return key if setup.stack and key in stacks else setup.family
+
+
+def fit_data(mapped: Sequence[Mapped], catalog: Catalog, table: dict[str, Efficiency],
+             stacks: Collection[str] = ()) -> dict[str, FitData]:
+    """Fit rows grouped by chip family, and apart from it by `family/stack` for the stack keys
+    in `table` or `stacks`; fixed schedules recorded once with `table`'s factors."""
+    known = {k for k in table if "/" in k} | set(stacks)
+    by_key: dict[str, list[Mapped]] = {}
     for item in mapped:
         if item.setup is not None and item.setup.mode in FIT_MODES:
-            by_family.setdefault(item.setup.family, []).append(item)
+            by_key.setdefault(fit_key(item.setup, known), []).append(item)
     data = {}
-    for family, items in sorted(by_family.items()):
+    for key, items in sorted(by_key.items()):
+        family, _, stack = key.partition("/")
         schedules = {}
         for setup in dict.fromkeys(i.setup for i in items):
             assert setup is not None
             if setup.mode in RECORDED_MODES:
-                schedules[setup] = record_schedule(setup, catalog, table[family])
-        data[family] = FitData(family, tuple(items), schedules)
+                eff = resolve(table, family, stack)
+                assert eff is not None
+                schedules[setup] = record_schedule(setup, catalog, eff)
+        data[key] = FitData(family, tuple(items), schedules, stack)
     return data
 
 
@@ -348,35 +381,47 @@ def fit_family(data: FitData, catalog: Catalog, prior: Efficiency, items: Sequen
 
 
 def fit(mapped: Sequence[Mapped], catalog: Catalog, table: dict[str, Efficiency],
-        data: dict[str, FitData] | None = None) -> dict[str, Efficiency]:
-    """A new table: every family with fit rows refitted, the others as in `table`."""
+        data: dict[str, FitData] | None = None, current: dict[str, Efficiency] | None = None) -> dict[str, Efficiency]:
+    """A new table: every family with fit rows refitted from its priors in `table`, then
+    every stack in `data` refitted from its family's new factors (or, for a family not in
+    `data`, its factors in `current`, default `table`); the other entries as in `table`."""
     data = fit_data(mapped, catalog, table) if data is None else data
+    current = table if current is None else current
     new = dict(table)
-    for family, d in data.items():
-        new[family] = fit_family(d, catalog, table[family])
+    for key, d in data.items():
+        if not d.stack:
+            new[key] = fit_family(d, catalog, table[key])
+    for key, d in data.items():
+        if d.stack:
+            base = new[d.family] if d.family in data else current[d.family]
+            new[key] = dataclasses.replace(fit_family(d, catalog, base), stack=d.stack)
     return new
-
-
-def fold_of(setup: Setup, folds: dict[Setup, int]) -> int:
-    return folds[setup]
 
 
 def cross_validate(mapped: Sequence[Mapped], catalog: Catalog, table: dict[str, Efficiency], k: int = 5,
                    data: dict[str, FitData] | None = None) -> list[tuple[Mapped, float | None]]:
-    """Held-out predictions of every fit row: setups dealt into k folds in sorted order,
-    each fold predicted with factors fitted on the rest."""
+    """Held-out predictions of every fit row: each family's setups (its stacks' included)
+    dealt into k folds in sorted order, each fold predicted with factors fitted on the rest
+    (module docstring, step 5)."""
     data = fit_data(mapped, catalog, table) if data is None else data
     out: list[tuple[Mapped, float | None]] = []
-    for family, d in data.items():
-        setups = sorted({i.setup for i in d.items}, key=repr)
+    for family in sorted({d.family for d in data.values()}):
+        own = data.get(family)
+        stacks = [d for d in data.values() if d.family == family and d.stack]
+        setups = sorted({i.setup for d in ([own] if own else []) + stacks for i in d.items}, key=repr)
         folds = {s: n % k for n, s in enumerate(setups)}
         for fold in range(k):
-            held = [i for i in d.items if folds[i.setup] == fold]
-            train = [i for i in d.items if folds[i.setup] != fold]
-            if not held:
-                continue
-            eff = fit_family(d, catalog, table[family], train) if train else table[family]
-            out.extend(predict(d, catalog, eff, held))
+            eff = table[family]
+            if own is not None:
+                train = [i for i in own.items if folds[i.setup] != fold]
+                eff = fit_family(own, catalog, table[family], train) if train else table[family]
+                out.extend(predict(own, catalog, eff, [i for i in own.items if folds[i.setup] == fold]))
+            for d in stacks:
+                held = [i for i in d.items if folds[i.setup] == fold]
+                if not held:
+                    continue
+                train = [i for i in d.items if folds[i.setup] != fold]
+                out.extend(predict(d, catalog, fit_family(d, catalog, eff, train) if train else eff, held))
     return out
 
 
@@ -438,7 +483,45 @@ def efficiency_yaml(original_text: str, fitted: dict[str, Efficiency], date: str
             prior = factor.get("prior", factor["value"] if changed and name in _PRIOR_FIELDS else None)
             extra = "" if prior is None else f", prior: {_num(name, float(prior))}"
             lines.append(f"    {name}: {{value: {_num(name, float(value))}{extra}, why: {_quote(str(factor['why']))}}}")
+    lines += _stack_lines(data, fitted, date, provenance)
     return "\n".join(lines) + "\n"
+
+
+STACK_FACTOR_WHY = "fitted on this stack's rows, from and regularized toward the family's fitted factors (prior: the family's value at the fit)"
+
+
+def _stack_lines(data: dict, fitted: dict[str, Efficiency], date: str, provenance: dict[str, str]) -> list[str]:
+    """The `stacks:` section: entries refitted now (in `provenance`) list the factors whose
+    fitted value differs from their family's, with the family's value as `prior:`; the
+    others are written back as they were."""
+    old = data.get("stacks") or {}
+    keys = sorted(set(old) | {k for k in provenance if "/" in k and k in fitted})
+    if not keys:
+        return []
+    lines = ["stacks:"]
+    for key in keys:
+        entry = old.get(key, {})
+        refit = key in provenance and key in fitted
+        why = entry.get("why") or (f"rows whose source names the {key.partition('/')[2]} serving stack "
+                                   "(fidelity.mapping.STACKS), fitted apart from the family")
+        lines += [f"  {key}:", f"    fitted: {date if refit else entry.get('fitted', 'prior')}", f"    why: {_quote(str(why))}"]
+        if refit:
+            eff, family = fitted[key], fitted[key.partition("/")[0]]
+            names = [n for n in _PRIOR_FIELDS if _num(n, getattr(eff, n)) != _num(n, getattr(family, n))]
+            for name in names:
+                factor_why = entry.get(name, {}).get("why", STACK_FACTOR_WHY) if isinstance(entry.get(name), dict) else STACK_FACTOR_WHY
+                lines.append(f"    {name}: {{value: {_num(name, getattr(eff, name))}, prior: {_num(name, getattr(family, name))}, "
+                             f"why: {_quote(str(factor_why))}}}")
+            if not names:  # the fit left every factor at the family's: keep one so the entry stays valid
+                lines.append(f"    compute: {{value: {_num('compute', eff.compute)}, prior: {_num('compute', family.compute)}, "
+                             f"why: {_quote(STACK_FACTOR_WHY)}}}")
+        else:
+            for name in _FACTOR_ORDER:
+                if isinstance(entry.get(name), dict):
+                    factor = entry[name]
+                    extra = f", prior: {_num(name, float(factor['prior']))}" if "prior" in factor else ""
+                    lines.append(f"    {name}: {{value: {_num(name, float(factor['value']))}{extra}, why: {_quote(str(factor['why']))}}}")
+    return lines
 
 
 def _num(name: str, value: float) -> str:

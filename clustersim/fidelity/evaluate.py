@@ -17,7 +17,7 @@ from clustersim.errors import ClusterSimError
 from clustersim.fidelity.mapping import Mapped, Setup, hardware_group, map_row
 from clustersim.fidelity.rows import Row
 from clustersim.fidelity.runner import Outcome, run_setup
-from clustersim.perf.efficiency import Efficiency
+from clustersim.perf.efficiency import Efficiency, resolve
 
 GROUPS = ("NVIDIA", "AMD", "TPU", "Neuron")
 
@@ -59,7 +59,7 @@ def simulate_setups(setups: Sequence[Setup], catalog: Catalog, table: dict[str, 
                     workers: int = 1) -> dict[Setup, Outcome | str]:
     """Outcome (or failure reason) of each distinct setup, in parallel when workers > 1."""
     unique = list(dict.fromkeys(setups))
-    jobs = [(s, catalog, table[s.family]) for s in unique]
+    jobs = [(s, catalog, resolve(table, s.family, s.stack)) for s in unique]
     if workers > 1 and len(jobs) > 1:
         # longest first keeps the pool busy to the end
         order = sorted(range(len(jobs)), key=lambda i: -_cost_hint(unique[i]))

@@ -44,6 +44,9 @@ Choices (each a documented approximation, not a per-row constant):
   runner's defaults; a concurrency or offline row's stated number of prompts ("3000
   prompts") is the number of requests its run sends (`stated_num_prompts`); an offline row
   with a stated count is a finite burst, measured as tokens / makespan (runner).
+- serving stack: the engine the row's source names (`stack_of`, first match of `STACKS`):
+  its `family/stack` efficiency entry when efficiency.yaml has one (perf.efficiency.resolve),
+  else the family's factors. A source naming no engine gets "" (family factors).
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ from clustersim.catalog import Catalog, ChipSpec, ModelSpec
 from clustersim.errors import ClusterSimError
 from clustersim.fidelity.rows import Row
 from clustersim.perf import ReplicaPerf, kv_capacity_tokens_per_rank
-from clustersim.perf.efficiency import Efficiency
+from clustersim.perf.efficiency import Efficiency, resolve
 
 _DP_ATTENTION = re.compile(r"\bDP[- ]?ATTENTION\b|\bATTENTION[- ]?DP\b")
 
@@ -104,6 +107,8 @@ class Setup:
     num_requests: int = 0
     """Requests a concurrency or offline (burst) benchmark sent in all, stated by the row's
     source (`stated_num_prompts`); 0: the runner's default."""
+    stack: str = ""
+    """Serving stack named by the row's source (`stack_of`); "": none named."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +206,35 @@ def stated_limits(source: str) -> tuple[int, int]:
     return tuple(int(m.group(1)) if m else 0 for m in found)  # type: ignore[return-value]
 
 
+STACKS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("vllm-torchxla", re.compile(r"pytorch/xla|torch[-_]?xla", re.IGNORECASE)),  # vLLM TPU before the JAX backend (early 2025)
+    ("jetstream", re.compile(r"\bjetstream\b", re.IGNORECASE)),
+    ("tensorrt-llm", re.compile(r"tensorrt[- ]llm|trtllm|\btrt[- ]llm\b", re.IGNORECASE)),
+    ("sglang", re.compile(r"\bsglang\b", re.IGNORECASE)),
+    ("transformers-neuronx", re.compile(r"transformers[- ]?neuronx", re.IGNORECASE)),
+    ("nxdi", re.compile(r"\bnxdi\b|optimum-neuron|neuronx-distributed-inference", re.IGNORECASE)),
+    ("llmboost", re.compile(r"\bllmboost\b", re.IGNORECASE)),
+    ("vllm", re.compile(r"\bvllm\b", re.IGNORECASE)),
+)
+"""Serving stack name -> pattern of a row's source, tried in order (more specific first: a
+PyTorch/XLA-era vLLM recipe is not today's vLLM TPU; optimum-neuron's vLLM runs NxDI)."""
+
+
+def stack_of(source: str) -> str:
+    """The serving stack a row's source names (first match in `STACKS`), "" when none.
+
+    >>> stack_of("vLLM TPU (PyTorch/XLA era), v6e-4"), stack_of("JetStream experimental/jax, v5e-8")
+    ('vllm-torchxla', 'jetstream')
+    >>> stack_of("MLPerf v5.1, NVIDIA, TensorRT-LLM"), stack_of("trtllm-bench offline"), stack_of("Krai, vLLM 0.9.2")
+    ('tensorrt-llm', 'tensorrt-llm', 'vllm')
+    >>> stack_of("optimum-neuron vLLM (NxDI backend)"), stack_of("Transformers NeuronX, Neuron 2.18.1")
+    ('nxdi', 'transformers-neuronx')
+    >>> stack_of("LMSYS/SGLang blog"), stack_of("NVIDIA NIM 1.8.0"), stack_of("vllmx"), stack_of("")
+    ('sglang', '', '', '')
+    """
+    return next((name for name, pattern in STACKS if pattern.search(source)), "")
+
+
 _PROMPTS = re.compile(r"\b(\d[\d,]*)\s+(?:[A-Za-z-]+\s+)?(?:prompts|requests)\b", re.IGNORECASE)
 
 
@@ -293,7 +327,9 @@ def map_row(row: Row, catalog: Catalog, efficiency: dict[str, Efficiency]) -> Ma
         model = catalog.model(row.model)
     except ClusterSimError as exc:
         return Mapped(row, None, f"unknown model: {exc}")
-    eff = efficiency.get(chip.family)
+    source = dict(row.fields).get("source", "")
+    stack = stack_of(source)
+    eff = resolve(efficiency, chip.family, stack)
     if eff is None:
         return Mapped(row, None, f"chip family {chip.family!r} has no efficiency factors")
     dtypes = dtypes_of(row.precision, model)
@@ -331,7 +367,6 @@ def map_row(row: Row, catalog: Catalog, efficiency: dict[str, Efficiency]) -> Ma
         if _capacity(chip, model, tp, ep, wdt, kvdt, eff, attn_dp, num_shards) < isl + osl:
             return Mapped(row, None, f"{model.name} in {wdt} with tp={tp} does not fit one sequence of {isl + osl} tokens in {chip.name} HBM")
     deployed = _laid_out(model, tp // attn_dp, num_shards)
-    source = dict(row.fields).get("source", "")
     max_num_seqs, max_num_batched_tokens = stated_limits(source)
     num_requests = stated_num_prompts(source) if row.mode in ("concurrency", "offline") else 0
     setup = Setup(
@@ -340,6 +375,6 @@ def map_row(row: Row, catalog: Catalog, efficiency: dict[str, Efficiency]) -> Ma
         weight_dtype=wdt, kv_dtype=kvdt, mode=row.mode, load=row.load, isl=isl, osl=osl,
         ttft_limit_s=row.ttft_limit_s, tpot_limit_s=row.tpot_limit_s, attn_dp=attn_dp,
         num_kv_heads=deployed.num_kv_heads, max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
-        num_requests=num_requests,
+        num_requests=num_requests, stack=stack,
     )
     return Mapped(row, setup)

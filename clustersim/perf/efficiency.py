@@ -3,10 +3,18 @@
 A chip's vendor peak is never reached; how far short it falls depends on its architecture
 and software stack, so factors are shared by a `ChipSpec.family` (efficiency.yaml, with a
 `why` per value and a `fitted` date once calibration has fitted them).
+
+Where the sources show a serving stack (engine) running a family systematically faster or
+slower than the family's other measurements (a 2025 PyTorch/XLA vLLM on TPU ran 4-6x below
+today's vLLM TPU), efficiency.yaml's top-level `stacks:` section holds entries keyed
+`family/stack` that override only the factors they list; everything else is the family's
+(`load_stack_table`, `resolve`). Scenarios use the family factors.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -46,6 +54,8 @@ class Efficiency:
     kv_bucket_min_tokens: float = 0.0
     """Static-shape attention (compiled buckets): each query attends over its sequence's context
     rounded up to a power of two, at least this many keys (0: exact context, no buckets)."""
+    stack: str = ""
+    """Serving stack these factors are for ("": the family's own factors)."""
 
 
 def _factor(where: str, entry: dict[str, Any], name: str, is_fraction: bool) -> float:
@@ -63,7 +73,8 @@ def _factor(where: str, entry: dict[str, Any], name: str, is_fraction: bool) -> 
 
 
 def parse_efficiency_table(data: Any, source: str = "efficiency.yaml") -> dict[str, Efficiency]:
-    """Validate the YAML document `data` and build one `Efficiency` per family."""
+    """Validate the YAML document `data` and build one `Efficiency` per family (the `stacks:`
+    section is validated too, and returned by `parse_stack_table`)."""
     families = data.get("families") if isinstance(data, dict) else None
     if not isinstance(families, dict) or not families:
         raise SpecError(f"{source}: families={families!r}, must be a non-empty mapping of family -> factors")
@@ -77,7 +88,84 @@ def parse_efficiency_table(data: Any, source: str = "efficiency.yaml") -> dict[s
         optional = {n: _factor(where, entry, n, is_fraction=False) for n in _OPTIONAL if n in entry}
         fitted = str(entry.get("fitted", "prior"))
         table[str(family)] = Efficiency(family=str(family), fitted=fitted, **fractions, **times, **optional)
+    parse_stack_table(data, table, source)
     return table
+
+
+_STACK_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")
+FACTOR_NAMES = (*_FRACTIONS, *_TIMES, *_OPTIONAL)
+
+
+def stack_key(family: str, stack: str) -> str:
+    """The table key of a family's stack entry ("" stack: the family itself).
+
+    >>> stack_key("google-tpu", "jetstream"), stack_key("google-tpu", "")
+    ('google-tpu/jetstream', 'google-tpu')
+    """
+    return f"{family}/{stack}" if stack else family
+
+
+def parse_stack_table(data: Any, families: dict[str, Efficiency], source: str = "efficiency.yaml") -> dict[str, Efficiency]:
+    """Validate the optional top-level `stacks:` mapping of the YAML document `data` and build
+    one `Efficiency` per `family/stack` key: the family's factors with the listed ones replaced."""
+    stacks = data.get("stacks") if isinstance(data, dict) else None
+    if stacks is None:
+        return {}
+    if not isinstance(stacks, dict):
+        raise SpecError(f"{source}: stacks={stacks!r}, must be a mapping of family/stack -> factors")
+    table: dict[str, Efficiency] = {}
+    for key, entry in stacks.items():
+        where = f"{source}: stacks.{key}"
+        family, _, stack = str(key).partition("/")
+        if family not in families:
+            raise SpecError(f"{where}: family={family!r} has no efficiency factors; valid: {', '.join(sorted(families))}")
+        if not _STACK_NAME.fullmatch(stack):
+            raise SpecError(f"{where}: stack={stack!r}, must be lowercase letters, digits, '.' or '-' after 'family/'")
+        if not isinstance(entry, dict):
+            raise SpecError(f"{where}={entry!r}, must be a mapping of factors")
+        if not str(entry.get("why", "")).strip():
+            raise SpecError(f"{where}.why={entry.get('why')!r}, must say which sources run this stack and why it differs")
+        unknown = sorted(set(entry) - {"why", "fitted", *FACTOR_NAMES})
+        if unknown:
+            raise SpecError(f"{where}: unknown field(s) {unknown}; valid: why, fitted, {', '.join(FACTOR_NAMES)}")
+        overrides = {n: _factor(where, entry, n, is_fraction=n in _FRACTIONS) for n in FACTOR_NAMES if n in entry}
+        if not overrides:
+            raise SpecError(f"{where}: lists no factor; an entry must override at least one of {', '.join(FACTOR_NAMES)}")
+        fitted = str(entry.get("fitted", "prior"))
+        table[stack_key(family, stack)] = dataclasses.replace(families[family], stack=stack, fitted=fitted, **overrides)
+    return table
+
+
+@lru_cache(maxsize=8)
+def load_stack_table(path: Path = DEFAULT_PATH) -> dict[str, Efficiency]:
+    """The family factors and every stack entry of `path` in one dict (family keys and
+    `family/stack` keys, see `stack_key`), read once and cached. Callers must not mutate it."""
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f)
+    families = parse_efficiency_table(data, source=path.name)
+    return {**families, **parse_stack_table(data, families, source=path.name)}
+
+
+def resolve(table: dict[str, Efficiency], family: str, stack: str = "") -> Efficiency | None:
+    """The factors for `stack` on `family`: its own entry if `table` has one, else the
+    family's (None when the family is unknown).
+
+    >>> fam = Efficiency("f", 0.5, 0.8, 0.4, 0.8, 1e-3, 1e-5, 1e-6)
+    >>> tab = {"f": fam, "f/x": dataclasses.replace(fam, compute=0.2, stack="x")}
+    >>> resolve(tab, "f", "x").compute, resolve(tab, "f", "y").compute, resolve(tab, "f").stack, resolve(tab, "g")
+    (0.2, 0.5, '', None)
+    """
+    return table.get(stack_key(family, stack)) if stack and stack_key(family, stack) in table else table.get(family)
+
+
+def stacks_of(table: dict[str, Efficiency], family: str) -> list[str]:
+    """The stacks with their own entry for `family` in `table`, sorted.
+
+    >>> fam = Efficiency("f", 0.5, 0.8, 0.4, 0.8, 1e-3, 1e-5, 1e-6)
+    >>> stacks_of({"f": fam, "f/b": fam, "f/a": fam, "g/c": fam}, "f")
+    ['a', 'b']
+    """
+    return sorted(k.partition("/")[2] for k in table if k.startswith(family + "/"))
 
 
 @lru_cache(maxsize=8)
