@@ -319,9 +319,10 @@ def fixed_schedule(setup: Setup, capacity: int) -> tuple[int, int, int]:
     if setup.mode == "batch":
         num = max(1, round(setup.load or 1))
         return num, num, max(num * setup.isl, 1)
-    max_seqs, max_tokens = engine_limits(setup, OFFLINE_MAX_NUM_SEQS, OFFLINE_MAX_BATCHED_TOKENS)
-    if setup.num_requests:  # a stated burst: exactly its requests, shared by the replicas
+    if setup.num_requests:  # a stated burst sent to a server: its requests, the server's defaults
+        max_seqs, max_tokens = engine_limits(setup, ONLINE_MAX_NUM_SEQS, ONLINE_MAX_BATCHED_TOKENS)
         return math.ceil(setup.num_requests / setup.num_replicas), max_seqs, max_tokens
+    max_seqs, max_tokens = engine_limits(setup, OFFLINE_MAX_NUM_SEQS, OFFLINE_MAX_BATCHED_TOKENS)
     batch = _max_batch(setup, capacity, max_seqs)
     num = max(4 * batch, math.ceil(OFFLINE_NUM_REQUESTS / setup.num_replicas))
     return num, max_seqs, max_tokens
