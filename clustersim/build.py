@@ -21,6 +21,7 @@ from clustersim.errors import PlacementError, ScenarioError, SpecError
 from clustersim.failures.blast import BlastModel, ReplicaBlast
 from clustersim.failures.plan import FailurePlan, resolve_failures
 from clustersim.perf import ReplicaPerf, kv_bytes_per_token, kv_capacity_tokens, weight_bytes
+from clustersim.perf.efficiency import Efficiency, load_stack_table, resolve, stacks_of
 from clustersim.scenario import Scenario
 from clustersim.topology.files import load_topology
 from clustersim.topology.placement import ReplicaPlacement, place_replicas
@@ -52,6 +53,23 @@ class Built:
     @property
     def num_chips(self) -> int:
         return self.replica.num_chips * self.scenario.deployment.num_replicas
+
+
+def _stack_efficiency(chip: ChipSpec, stack: str, where: str) -> Efficiency | None:
+    """The efficiency factors of `stack` on the chip's family (None: the family's own, chosen
+    by ReplicaPerf); a stack without its own entry for that family is an error, not a silent
+    fallback."""
+    if not stack:
+        return None
+    table = load_stack_table()
+    valid = stacks_of(table, chip.family)
+    if stack not in valid:
+        choices = "'' (the family's factors)" + "".join(f", {s!r}" for s in valid)
+        raise ScenarioError(
+            f"{where}: engine.stack={stack!r} has no efficiency entry for {chip.name} (family {chip.family}); "
+            f"valid: {choices} (stack entries live in clustersim/perf/efficiency.yaml, stacks:)"
+        )
+    return resolve(table, chip.family, stack)
 
 
 def _divisors(n: int) -> str:
@@ -114,6 +132,7 @@ def build(scenario: Scenario, where: str = "scenario") -> Built:
         weight_dtype=dep.weight_dtype or model.weight_dtype,
         kv_dtype=dep.kv_dtype,
         attn_dp=dep.attn_dp,
+        efficiency=_stack_efficiency(chip, scenario.engine.stack, where),
     )
     capacity = kv_capacity_tokens(replica, reserve_fraction=scenario.engine.kv_reserve_fraction)
     block_size = scenario.engine.block_size

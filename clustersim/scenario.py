@@ -161,6 +161,7 @@ class EngineConfig(_Strict):
     block_size: PositiveInt = 16
     kv_reserve_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1
     fast_forward: bool = True
+    stack: str = ""  # serving stack with its own efficiency entry (efficiency.yaml `stacks:`); "": the family's
 
 
 class RouterConfig(_Strict):
