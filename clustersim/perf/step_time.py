@@ -440,27 +440,36 @@ def decode_run_costs(replica: ReplicaPerf, load: BatchLoad, num_steps: int) -> D
     )
 
 
+def _decode_roof(c: _Constants, load: BatchLoad) -> tuple[float, float] | None:
+    """(work per context token, rate) of the attention roof that binds at every context of a
+    decode run from `load`, or None when the shortcut does not apply: attention is not a
+    plain roofline over the exact context (buckets, sliding windows), pairs differ from
+    tokens read, or the two roofs are too close to pick one for every context's roundings."""
+    if c.kv_bucket_min > 0.0 or c.has_sliding or load.num_tokens <= 0 or load.attn_pairs != load.kv_read_tokens:
+        return None
+    compute_per_pair = c.flops_per_pair_full / c.attn_flops_s
+    memory_per_token = c.kv_bytes_full / c.mem_bytes_s
+    if compute_per_pair > memory_per_token * (1.0 + 1e-9):
+        return c.flops_per_pair_full, c.attn_flops_s
+    if memory_per_token > compute_per_pair * (1.0 + 1e-9):
+        return c.kv_bytes_full, c.mem_bytes_s
+    return None
+
+
 def decode_run_s(replica: ReplicaPerf, load: BatchLoad, num_steps: int) -> np.ndarray:
     """Durations of `num_steps` consecutive decode steps from `load`: decode_run_costs(...).step_s
-    bitwise, computing only the time terms when attention is a plain roofline over the exact
-    context (the engine's path when no step records are kept)."""
+    bitwise, computing only the binding attention roof when one binds throughout (the
+    engine's path): (work x context) / rate, as _attention_terms computes it."""
     c = replica._constants or _constants(replica)
-    if (load.num_tokens <= 0 or num_steps <= 0 or c.kv_bucket_min > 0.0 or c.has_sliding
-            or load.attn_pairs != load.kv_read_tokens):
+    roof = _decode_roof(c, load) if num_steps > 0 else None
+    if roof is None:
         return decode_run_costs(replica, load, num_steps).step_s
-    fixed_s = _load_independent_terms(c, load.num_tokens, load.num_sampled)[0]
+    work, rate = roof
     # pairs and kv_read are the same integers here, so one array stands for both (exact below 2**53)
     first = load.kv_read_tokens
     context = np.arange(first, first + num_steps * load.num_seqs, load.num_seqs, dtype=np.int64)
-    compute_per_pair = c.flops_per_pair_full / c.attn_flops_s
-    memory_per_token = c.kv_bytes_full / c.mem_bytes_s
-    if compute_per_pair > memory_per_token * (1.0 + 1e-9):  # compute wins at every context, roundings too
-        attn_s = c.flops_per_pair_full * context / c.attn_flops_s
-    elif memory_per_token > compute_per_pair * (1.0 + 1e-9):
-        attn_s = c.kv_bytes_full * context / c.mem_bytes_s
-    else:
-        attn_s = np.maximum(c.flops_per_pair_full * context / c.attn_flops_s, c.kv_bytes_full * context / c.mem_bytes_s)
-    attn_s += fixed_s
+    attn_s = work * context / rate
+    attn_s += _load_independent_terms(c, load.num_tokens, load.num_sampled)[0]
     return attn_s
 
 
@@ -473,19 +482,11 @@ def decode_run_ends(replica: ReplicaPerf, load: BatchLoad, num_steps: int, start
     running sums start_s + d_0, + d_1, ... of decode_run_s, added one by one in that order
     (what stepping one by one gives, bitwise). Short runs in plain Python, long ones in numpy."""
     c = replica._constants or _constants(replica)
-    if (num_steps > DECODE_ENDS_LOOP_STEPS or load.num_tokens <= 0 or c.kv_bucket_min > 0.0 or c.has_sliding
-            or load.attn_pairs != load.kv_read_tokens):
+    roof = _decode_roof(c, load) if num_steps <= DECODE_ENDS_LOOP_STEPS else None
+    if roof is None:
         times = np.concatenate(((start_s,), decode_run_s(replica, load, num_steps)))
         return times.cumsum(out=times)[1:]
-    compute_per_pair = c.flops_per_pair_full / c.attn_flops_s
-    memory_per_token = c.kv_bytes_full / c.mem_bytes_s
-    if compute_per_pair > memory_per_token * (1.0 + 1e-9):
-        work, rate = c.flops_per_pair_full, c.attn_flops_s
-    elif memory_per_token > compute_per_pair * (1.0 + 1e-9):
-        work, rate = c.kv_bytes_full, c.mem_bytes_s
-    else:  # the two roofs are too close to pick one for every context: numpy takes both
-        times = np.concatenate(((start_s,), decode_run_s(replica, load, num_steps)))
-        return times.cumsum(out=times)[1:]
+    work, rate = roof
     fixed_s = _load_independent_terms(c, load.num_tokens, load.num_sampled)[0]
     context = load.kv_read_tokens
     grown = load.num_seqs
