@@ -12,6 +12,10 @@ TP1, FP8) gets `--rate-per-replica` requests/s. Prints:
 - peak RSS of each run, each in a fresh process, for 1x and `--repeat`x the trace: memory
   must not grow with trace length beyond the requests in flight.
 
+These runs write the request records (requests.arrow, summary, cost), as a sweep does. One
+more run (skipped with `--no-steps`) also writes steps.arrow, one row per engine step, and
+prints its rate: that record costs about as much as the simulation itself.
+
 Usage:
 
     python benchmarks/engine_speed.py                    # 64 replicas, 6 copies (116k requests)
@@ -72,7 +76,7 @@ def run_once(args: argparse.Namespace, repeat: int) -> dict:
     from clustersim.simulate import simulate
     import simpy
 
-    scenario = parse_scenario(scenario_dict(args.replicas, repeat, args.rate_per_replica, not args.no_steps,
+    scenario = parse_scenario(scenario_dict(args.replicas, repeat, args.rate_per_replica, args.child_steps,
                                             not args.no_fast_forward))
     events = {"count": 0}
     original_step = simpy.Environment.step
@@ -103,10 +107,10 @@ def run_once(args: argparse.Namespace, repeat: int) -> dict:
     }
 
 
-def in_fresh_process(args: argparse.Namespace, repeat: int) -> dict:
+def in_fresh_process(args: argparse.Namespace, repeat: int, record_steps: bool = False) -> dict:
     command = [sys.executable, __file__, "--child", "--replicas", str(args.replicas), "--repeat", str(repeat),
                "--rate-per-replica", str(args.rate_per_replica)]
-    command += ["--no-steps"] * args.no_steps + ["--no-fast-forward"] * args.no_fast_forward
+    command += ["--child-steps"] * record_steps + ["--no-fast-forward"] * args.no_fast_forward
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -117,14 +121,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=6, help="copies of the 19,366-request trace")
     parser.add_argument("--rate-per-replica", type=float, default=8.0, help="requests/s per replica")
     parser.add_argument("--no-fast-forward", action="store_true")
-    parser.add_argument("--no-steps", action="store_true", help="do not write steps.arrow")
+    parser.add_argument("--no-steps", action="store_true",
+                        help="skip the extra run that also writes steps.arrow (one row per engine step)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-steps", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_once(args, args.repeat)))
         return
     print(f"{args.replicas} replicas (Llama-3.1-8B FP8, H100 TP1), {args.rate_per_replica} req/s each, "
-          f"fast_forward={not args.no_fast_forward} record_steps={not args.no_steps}")
+          f"fast_forward={not args.no_fast_forward}; request records (requests.arrow, summary, cost)")
     runs = [in_fresh_process(args, 1)] + ([in_fresh_process(args, args.repeat)] if args.repeat > 1 else [])
     for run in runs:
         print(f"  trace x{run['repeat']}: {run['requests']:,} requests, {run['simulated_s']:,.0f} simulated s in "
@@ -141,6 +147,10 @@ def main() -> None:
         growth = runs[-1]["peak_rss_mib"] - runs[0]["peak_rss_mib"]
         print(f"peak RSS x1 {runs[0]['peak_rss_mib']:,.0f} MiB -> x{args.repeat} {runs[-1]['peak_rss_mib']:,.0f} MiB "
               f"({growth:+,.0f} MiB for {runs[-1]['requests'] - runs[0]['requests']:,} more requests)")
+    if not args.no_steps:
+        steps = in_fresh_process(args, args.repeat, record_steps=True)
+        print(f"with steps.arrow too ({steps['steps']:,} step rows): {steps['requests'] / steps['wall_s']:,.0f} "
+              f"simulated requests per wall-second; peak RSS {steps['peak_rss_mib']:,.0f} MiB")
 
 
 if __name__ == "__main__":
