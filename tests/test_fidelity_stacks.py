@@ -46,7 +46,8 @@ def _doc() -> dict:
     ("MLPerf v5.1 open, Krai, 8xH100 (xe9680_h100_x8_vllm_092), vLLM 0.9.2", "vllm"),
     ("LMSYS/SGLang blog 2025-05-05, 96xH100", "sglang"),
     ("AWS Neuron SDK docs; Transformers NeuronX, Neuron 2.18.1", "transformers-neuronx"),
-    ("optimum-neuron vLLM (NxDI backend) on trn2.48xlarge", "nxdi"),  # before vllm
+    ("optimum-neuron vLLM (NxDI backend) on trn2.48xlarge", "optimum-neuron"),  # before nxdi and vllm
+    ("NxDI tutorial, neuronx-distributed-inference on trn2.48xlarge", "nxdi"),
     ("Dell_MangoBoost, MangoBoost LLMBoost, vLLM-based", "llmboost"),
     ("NVIDIA NIM 1.8.0 benchmarking docs", ""),
     ("MLPerf v6.0, AMD, PyTorch 2.9.1", ""),

@@ -212,12 +212,14 @@ STACKS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("tensorrt-llm", re.compile(r"tensorrt[- ]llm|trtllm|\btrt[- ]llm\b", re.IGNORECASE)),
     ("sglang", re.compile(r"\bsglang\b", re.IGNORECASE)),
     ("transformers-neuronx", re.compile(r"transformers[- ]?neuronx", re.IGNORECASE)),
-    ("nxdi", re.compile(r"\bnxdi\b|optimum-neuron|neuronx-distributed-inference", re.IGNORECASE)),
+    ("optimum-neuron", re.compile(r"optimum-neuron", re.IGNORECASE)),  # HF's vLLM plugin over NxDI
+    ("nxdi", re.compile(r"\bnxdi\b|neuronx-distributed-inference|nxd-inference", re.IGNORECASE)),
     ("llmboost", re.compile(r"\bllmboost\b", re.IGNORECASE)),
     ("vllm", re.compile(r"\bvllm\b", re.IGNORECASE)),
 )
 """Serving stack name -> pattern of a row's source, tried in order (more specific first: a
-PyTorch/XLA-era vLLM recipe is not today's vLLM TPU; optimum-neuron's vLLM runs NxDI)."""
+PyTorch/XLA-era vLLM recipe is not today's vLLM TPU; optimum-neuron's vLLM plugin runs NxDI
+models but is its own serving layer, measured far slower per step than AWS's NxDI runs)."""
 
 
 def stack_of(source: str) -> str:
@@ -228,7 +230,10 @@ def stack_of(source: str) -> str:
     >>> stack_of("MLPerf v5.1, NVIDIA, TensorRT-LLM"), stack_of("trtllm-bench offline"), stack_of("Krai, vLLM 0.9.2")
     ('tensorrt-llm', 'tensorrt-llm', 'vllm')
     >>> stack_of("optimum-neuron vLLM (NxDI backend)"), stack_of("Transformers NeuronX, Neuron 2.18.1")
-    ('nxdi', 'transformers-neuronx')
+    ('optimum-neuron', 'transformers-neuronx')
+    >>> stack_of("aws-neuron-sdk libraries/nxd-inference/tutorials/trn2-llama3.3-70b-tutorial.rst, NxDI")
+    'nxdi'
+
     >>> stack_of("LMSYS/SGLang blog"), stack_of("NVIDIA NIM 1.8.0"), stack_of("vllmx"), stack_of("")
     ('sglang', '', '', '')
     """
