@@ -13,7 +13,7 @@ from clustersim.perf.load import BatchLoad
 from clustersim.serving.batcher import Batcher
 from clustersim.serving.engine import Engine
 from clustersim.serving.kv_cache import KVCache
-from clustersim.serving.request import RequestSpec, Status
+from clustersim.serving.request import Request, RequestSpec, Status
 from serving_harness import LinearTimer, run_serving
 
 ONE_SECOND = LinearTimer(base_s=1.0, per_token_s=0.0, per_kv_s=0.0, per_pair_s=0.0)
@@ -232,3 +232,29 @@ def test_swapped_timer_brings_its_step_times():
     assert engine.timer is slow
     assert engine._step_s(load) == 3.0
     assert list(engine._decode_ends(load, 3, 10.0)) == [13.0, 16.0, 19.0]
+
+
+def test_timer_swap_mid_span_equals_single_stepping():
+    # a degrade swaps the timer while a decode span is under way: the steps after the one in
+    # progress must take the new times in both modes
+    def finish_times(fast: bool) -> list[float]:
+        env = simpy.Environment()
+        done: list[Request] = []
+        engine = Engine(env, 0, Batcher(KVCache(100, 16), 512, 64), ONE_SECOND, on_finish=done.append,
+                        fast_forward=fast)
+        for i in range(2):
+            engine.submit(Request(RequestSpec(i, 0.0, 4, 20 + 5 * i)))
+
+        def degrade():
+            yield env.timeout(7.5)
+            engine.timer = LinearTimer(base_s=3.0, per_token_s=0.0, per_kv_s=0.0, per_pair_s=0.0)
+
+        env.process(degrade())
+        env.run()
+        return [r.finish_s for r in sorted(done, key=lambda r: r.request_id)]
+
+    slow, fast = finish_times(False), finish_times(True)
+    assert fast == slow
+    # by hand: steps of 1 s end at 1..8 (the one in progress at 7.5 keeps 1 s), then 3 s each:
+    # request 0 samples tokens at 1..20 steps -> 8 + 12 x 3 = 44; request 1 five steps later: 59
+    assert slow == [44.0, 59.0]

@@ -143,10 +143,14 @@ class Engine:
 
     @timer.setter
     def timer(self, timer: StepTimer) -> None:
-        """Swap the step-time model (failures degrade a replica): its fast paths come with it."""
+        """Swap the step-time model (failures degrade a replica): its fast paths come with it,
+        and a decode span under way ends after the step in progress, so the steps after the
+        swap take the new times, as single stepping gives."""
         self._timer = timer
         self._step_s = getattr(timer, "step_s", None) or (lambda load: timer.step(load)[0])
         self._decode_ends = getattr(timer, "decode_ends", None) or partial(_decode_ends, timer)
+        if getattr(self, "_span", None) is not None:
+            self._cut_span_after_step_in_progress()
 
     # The engine is a small state machine driven by callbacks on scheduled SimPy events
     # (a generator process costs an Interrupt and a resume per arrival on a busy replica).
