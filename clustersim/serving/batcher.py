@@ -14,6 +14,10 @@ preemption, and only while blocks, budget and `max_num_seqs` allow.
 A steady decode batch (every running request generating one token, nothing admissible)
 repeats identically until a request finishes or KV blocks run out; `decode_span` says
 for how many steps, so the engine can advance them at once with identical results.
+
+Running requests that decode steadily are kept in a `DecodeGroup` (serving.decode_group):
+their counts advance together by a clock, and a step's load, its new KV blocks and the next
+finish come from the group's running sums, so a busy replica's plan does not walk its batch.
 """
 
 from __future__ import annotations
