@@ -16,6 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from clustersim.records.summary import TableSource, iter_request_batches
+
 EVENT_KINDS = ("fail", "repair", "reconfig", "reload_start", "reload_done", "degrade", "restore_bw", "partition")
 DOWN_KINDS = ("fail", "partition")
 
@@ -107,13 +109,15 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def failure_summary(events: pa.Table, requests: pa.Table, num_replicas: int, horizon_s: float, num_lost_tokens: int = 0) -> dict[str, Any]:
+def failure_summary(events: pa.Table, requests: TableSource, num_replicas: int, horizon_s: float,
+                    num_lost_tokens: int = 0) -> dict[str, Any]:
     """Availability per replica and for the service, mean capacity online, goodput lost to
     failed requests, tokens recomputed (engines' num_lost_tokens), observed replica MTTF.
 
     replica availability = 1 - down time / horizon; service availability = fraction of the
     horizon with at least one replica up; mean capacity online = mean replica availability;
-    observed replica MTTF = total up time / number of times a replica went down.
+    observed replica MTTF = total up time / number of times a replica went down. `requests`
+    (a table or requests.arrow) is read batch by batch.
     """
     intervals = down_intervals(events, num_replicas, horizon_s)
     down_s = [sum(b - a for a, b in iv) for iv in intervals]
@@ -126,11 +130,7 @@ def failure_summary(events: pa.Table, requests: pa.Table, num_replicas: int, hor
     for k, c in zip(kinds, classes):
         if k == "fail":
             fails_by_class[c] = fails_by_class.get(c, 0) + 1
-    status = np.asarray(requests.column("status").to_pylist(), dtype=object)
-    failed = status == "failed"
-    prompt = requests.column("num_prompt_tokens").to_numpy()
-    output = requests.column("num_output_tokens").to_numpy()
-    retries = requests.column("num_retries").to_numpy() if "num_retries" in requests.column_names else np.zeros(len(status))
+    lost = _failed_request_sums(requests)
     num_faults = sum(fails_by_class.values())
     return {
         "horizon_s": horizon_s,
@@ -143,10 +143,29 @@ def failure_summary(events: pa.Table, requests: pa.Table, num_replicas: int, hor
         "replica_down_s": down_s,
         "observed_replica_mttf_s": _finite(up_s / num_outages) if num_outages else None,
         "observed_mean_time_between_faults_s": horizon_s / num_faults if num_faults else None,
-        "num_failed_requests": int(failed.sum()),
-        "goodput_lost_tokens": int((prompt[failed] + output[failed]).sum()),
-        "goodput_lost_output_tokens": int(output[failed].sum()),
-        "num_retries": int(np.sum(retries)),
+        "num_failed_requests": lost["num_failed"],
+        "goodput_lost_tokens": lost["lost_tokens"],
+        "goodput_lost_output_tokens": lost["lost_output_tokens"],
+        "num_retries": lost["num_retries"],
         "tokens_recomputed": int(num_lost_tokens),
         "num_degrade_events": int(pc.sum(pc.equal(events.column("kind"), "degrade")).as_py() or 0),
     }
+
+
+def _failed_request_sums(requests: TableSource) -> dict[str, int]:
+    """Failed requests, their prompt + output and output tokens, and every request's retries,
+    summed batch by batch (`num_retries` counts 0 when the table has no such column)."""
+    names = ("status", "num_prompt_tokens", "num_output_tokens")
+    source_names = requests.column_names if isinstance(requests, pa.Table) else None
+    with_retries = source_names is None or "num_retries" in source_names
+    sums = dict.fromkeys(("num_failed", "lost_tokens", "lost_output_tokens", "num_retries"), 0)
+    for batch in iter_request_batches(requests, names + ("num_retries",) * with_retries):
+        failed = np.asarray(pc.equal(batch.column("status"), "failed").to_numpy(zero_copy_only=False), dtype=bool)
+        prompt = np.asarray(batch.column("num_prompt_tokens").to_numpy(), dtype=np.int64)
+        output = np.asarray(batch.column("num_output_tokens").to_numpy(), dtype=np.int64)
+        sums["num_failed"] += int(failed.sum())
+        sums["lost_tokens"] += int((prompt[failed] + output[failed]).sum())
+        sums["lost_output_tokens"] += int(output[failed].sum())
+        if with_retries:
+            sums["num_retries"] += int(np.asarray(batch.column("num_retries").to_numpy(), dtype=np.int64).sum())
+    return sums
