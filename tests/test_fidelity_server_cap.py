@@ -1,0 +1,50 @@
+"""The server search's steady batch cap: the largest batch whose steady mixed step (b decodes
+plus the prompts of the b/osl requests that replace finished ones) fits the TPOT limit."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clustersim.catalog import load_catalog
+from clustersim.fidelity.mapping import Setup
+from clustersim.fidelity.runner import SERVER_MAX_NUM_SEQS, _decode_load, steady_batch_cap
+from clustersim.perf import ReplicaPerf, step_time_s
+from clustersim.perf.load import BatchLoad
+
+CATALOG = load_catalog()
+REPLICA = ReplicaPerf(CATALOG.chips["H100"], CATALOG.models["llama-3.1-8b"], weight_dtype="fp8", kv_dtype="fp8")
+
+
+def _setup(isl: int, osl: int, tpot_limit_s: float | None) -> Setup:
+    return Setup(chip="H100", model="llama-3.1-8b", family="nvidia-hopper", num_chips=1, tp=1, ep=1, num_replicas=1,
+                 num_heads=32, weight_dtype="fp8", kv_dtype="fp8", mode="server", load=None, isl=isl, osl=osl,
+                 ttft_limit_s=2.0, tpot_limit_s=tpot_limit_s)
+
+
+def _mixed_step_s(b: int, isl: int, osl: int) -> float:
+    # written out again here: b decodes at context isl + osl/2, plus one prompt chunk of b x isl / osl tokens
+    decode = _decode_load(b, isl + osl // 2)
+    new = max(1, round(b * isl / osl))
+    pairs = new * (new + 1) / 2
+    load = BatchLoad(num_tokens=b + new, num_prefill_tokens=new, num_seqs=b + 1, num_sampled=b,
+                     attn_pairs=decode.attn_pairs + pairs, kv_read_tokens=decode.kv_read_tokens + new)
+    return step_time_s(REPLICA, load)
+
+
+@settings(max_examples=40, deadline=None)
+@given(isl=st.integers(64, 4000), osl=st.integers(16, 2000), tpot_ms=st.floats(5, 400))
+def test_cap_is_the_largest_batch_whose_mixed_step_fits(isl, osl, tpot_ms):
+    limit = tpot_ms / 1e3
+    capacity = 10**6
+    cap = steady_batch_cap(REPLICA, _setup(isl, osl, limit), capacity)
+    most = min(SERVER_MAX_NUM_SEQS, capacity // (isl + osl))
+    assert 1 <= cap <= most
+    if _mixed_step_s(1, isl, osl) <= limit:
+        assert _mixed_step_s(cap, isl, osl) <= limit
+    if cap < most:
+        assert _mixed_step_s(cap + 1, isl, osl) > limit
+
+
+def test_no_tpot_limit_means_no_cap_below_the_kv_bound():
+    assert steady_batch_cap(REPLICA, _setup(1000, 200, None), 10**6) == min(SERVER_MAX_NUM_SEQS, 10**6 // 1200)
