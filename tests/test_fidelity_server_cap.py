@@ -48,3 +48,29 @@ def test_cap_is_the_largest_batch_whose_mixed_step_fits(isl, osl, tpot_ms):
 
 def test_no_tpot_limit_means_no_cap_below_the_kv_bound():
     assert steady_batch_cap(REPLICA, _setup(1000, 200, None), 10**6) == min(SERVER_MAX_NUM_SEQS, 10**6 // 1200)
+
+
+def test_server_search_tries_the_cap_except_on_tensorrt_llm(monkeypatch):
+    import dataclasses
+
+    from clustersim.fidelity import runner
+
+    tried: list[int] = []
+
+    def fake_search(replica, capacity, setup, max_seqs):
+        tried.append(max_seqs)
+        return float(max_seqs), f"cap {max_seqs}"
+
+    monkeypatch.setattr(runner, "_server_search", fake_search)
+    setup = _setup(1000, 200, 0.05)
+    cap = steady_batch_cap(REPLICA, setup, 10**6)
+    assert cap < SERVER_MAX_NUM_SEQS
+    # vLLM-style servers: both searches, the higher rate wins
+    assert runner._server(REPLICA, 10**6, dataclasses.replace(setup, stack="vllm")) == f"cap {SERVER_MAX_NUM_SEQS}"
+    assert tried == [cap, SERVER_MAX_NUM_SEQS]
+    tried.clear()
+    runner._server(REPLICA, 10**6, dataclasses.replace(setup, stack="tensorrt-llm"))
+    assert tried == [SERVER_MAX_NUM_SEQS]
+    tried.clear()
+    runner._server(REPLICA, 10**6, dataclasses.replace(setup, stack="vllm", max_num_seqs=48))
+    assert tried == [48]  # a stated limit is the only one
