@@ -120,13 +120,14 @@ def _goodput(summary: dict) -> float:
 
 def deployments_side_by_side() -> None:
     print(f"\n(b) same fault rates (MTTF / {ACCELERATION:g}, MTTR 6 min), llama-3.1-70b, 8 x tp4, Poisson 4/s, 30 min")
-    print(f"{'deployment':24s} {'faults':>6s} {'svc avail':>9s} {'capacity':>8s} {'failed req':>10s} "
+    print(f"{'deployment':24s} {'faults':>6s} {'svc avail':>9s} {'capacity':>8s} {'effective':>9s} {'failed req':>10s} "
           f"{'goodput out tok/s':>17s} {'recomputed':>10s}")
     for name, (chip, topology, tp) in DEPLOYMENTS.items():
         with tempfile.TemporaryDirectory() as out:
             summary, f = run_deployment(scenario_for(chip, topology, tp), Path(out) / "run")
         print(f"{name:24s} {f.get('num_faults', 0):6d} {f.get('service_availability', math.nan):9.4f} "
-              f"{f.get('mean_capacity_online', math.nan):8.4f} {f.get('num_failed_requests', 0):10d} "
+              f"{f.get('mean_capacity_online', math.nan):8.4f} {f.get('mean_effective_capacity', math.nan):9.4f} "
+              f"{f.get('num_failed_requests', 0):10d} "
               f"{_goodput(summary):17.1f} {f.get('tokens_recomputed', 0):10d}")
         print(f"{'':24s} faults by class: {f.get('faults_by_class')}")
 

@@ -3,6 +3,7 @@ serving cluster, events.arrow and whole runs with faults on."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -380,6 +381,27 @@ def test_scripted_nvswitch_fault_degrades_then_restores_the_timers(tmp_path):
     assert rows == [("fail", 5.0, []), ("degrade", 5.0, [0, 1, 2]), ("repair", 15.0, []), ("restore_bw", 15.0, [0, 1, 2])]
     assert s["replica_availability"] == [1.0, 1.0, 1.0] and s["num_degrade_events"] == 1
     assert all(e.timer.replica is run.built.replica_perf(i) for i, e in enumerate(run.engines))
+    # every replica is online throughout, but slower for 10 of the 40 s: capacity counts that
+    assert s["mean_capacity_online"] == 1.0 and 0.75 < s["mean_effective_capacity"] < 1.0
+
+
+def test_effective_capacity_by_hand():
+    # one replica, healthy for 0-10 s, on a half-bandwidth fabric for 10-30 s, out 30-40 s
+    from clustersim.catalog import load_catalog
+    from clustersim.failures.records import REFERENCE_STEP, effective_capacity
+    from clustersim.perf import AlphaBetaComm, ReplicaPerf, step_time_s
+    from clustersim.records.links import PerfHistory
+
+    cat = load_catalog()
+    healthy = ReplicaPerf(cat.chips["H100"], cat.models["llama-3.1-70b"], tp=4, weight_dtype="fp8")
+    slow = dataclasses.replace(healthy, comm=AlphaBetaComm(bw_bytes_s=healthy.chip.scaleup_bw_bytes_s * 0.4,
+                                                           latency_s=2e-6))
+    history = PerfHistory([healthy])
+    history.record(0, 10.0, slow)
+    history.record(0, 30.0, None)
+    speed = step_time_s(healthy, REFERENCE_STEP) / step_time_s(slow, REFERENCE_STEP)
+    assert speed < 1.0
+    assert effective_capacity(history, 40.0) == pytest.approx((10.0 + 20.0 * speed) / 40.0)
 
 
 class _Stub:

@@ -29,7 +29,7 @@ from clustersim.failures.blast import BlastModel, ReplicaBlast
 from clustersim.failures.config import FailuresConfig
 from clustersim.failures.injector import FailureInjector
 from clustersim.failures.plan import FailurePlan, resolve_failures
-from clustersim.failures.records import EVENTS, failure_summary
+from clustersim.failures.records import EVENTS, effective_capacity, failure_summary
 from clustersim.failures.schedule import Fault, sample_faults
 from clustersim.records import ArrowWriter
 from clustersim.records.links import PerfHistory
@@ -71,6 +71,8 @@ class FailureHooks:
             events = pa.ipc.open_file(src).read_all()
         lost = sum(e.num_lost_tokens for e in self.engines)
         out = failure_summary(events, Path(requests_path), len(self.engines), horizon_s, lost)
+        if self.history is not None:
+            out["mean_effective_capacity"] = effective_capacity(self.history, horizon_s)
         out["file"] = {"events.arrow": {"rows": stats.num_rows, "bytes": stats.num_bytes}}
         return out
 

@@ -16,6 +16,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from clustersim.perf import step_time_s
+from clustersim.perf.load import BatchLoad
+from clustersim.records.links import PerfHistory
 from clustersim.records.summary import TableSource, iter_request_batches
 
 EVENT_KINDS = ("fail", "repair", "reconfig", "reload_start", "reload_done", "degrade", "restore_bw", "partition")
@@ -169,3 +172,36 @@ def _failed_request_sums(requests: TableSource) -> dict[str, int]:
         if with_retries:
             sums["num_retries"] += int(np.asarray(batch.column("num_retries").to_numpy(), dtype=np.int64).sum())
     return sums
+
+
+REFERENCE_STEP = BatchLoad(num_tokens=32 + 512, num_prefill_tokens=512, num_seqs=33, num_sampled=32,
+                           attn_pairs=32 * 2049.0 + 512 * 513 / 2, kv_read_tokens=32 * 2049 + 512)
+"""The step that measures a replica's speed: 32 decodes at 2,048 tokens of context plus one
+512-token prompt chunk (a mid-size serving step: its GEMMs, KV reads and collectives all count)."""
+
+
+def effective_capacity(history: PerfHistory, horizon_s: float, step: BatchLoad = REFERENCE_STEP) -> float:
+    """Mean over replicas and over [0, horizon_s] of each replica's speed relative to its healthy
+    self: healthy step time / current step time on `step` (a degraded fabric slows the
+    collectives), 0 while out of service. `mean_capacity_online` counts a degraded replica as
+    whole; this does not.
+
+    >>> from clustersim.perf import ReplicaPerf
+    >>> from clustersim.catalog import load_catalog
+    >>> cat = load_catalog()
+    >>> healthy = ReplicaPerf(cat.chips["H100"], cat.models["llama-3.1-8b"], tp=2)
+    >>> h = PerfHistory([healthy]); h.record(0, 50.0, None)  # out for the second half
+    >>> effective_capacity(h, 100.0)
+    0.5
+    """
+    if horizon_s <= 0:
+        return 1.0
+    total = 0.0
+    for times, perfs in zip(history.times, history.perfs):
+        healthy_s = step_time_s(perfs[0], step)
+        ends = [*times[1:], math.inf]
+        for start, end, perf in zip(times, ends, perfs):
+            span = min(end, horizon_s) - max(start, 0.0)
+            if perf is not None and span > 0:
+                total += span * healthy_s / step_time_s(perf, step)
+    return total / (horizon_s * len(history.times)) if history.times else 1.0
