@@ -23,7 +23,9 @@ finish come from the group's running sums, so a busy replica's plan does not wal
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 
@@ -67,11 +69,21 @@ class KVPhases:
         return kv_start + np.cumsum(increments)
 
     def phases(self) -> np.ndarray:
-        bs = self.block_size
-        phases = np.bincount((-np.array(self.bases, dtype=np.int64)) % bs, minlength=bs)
-        if self.hist:
-            phases = phases + np.asarray(self.hist, dtype=np.int64)[(-np.arange(bs) - self.clock) % bs]
-        return phases
+        return phase_matrix((self,))[0]
+
+
+def phase_matrix(phases: Sequence[KVPhases]) -> np.ndarray:
+    """KVPhases.phases() of many spans (one block size) at once, one row each: a member with
+    key k (c_i = k + clock) starts a block at steps j = -(k + clock) mod bs; request b_i at
+    j = -b_i mod bs."""
+    bs = phases[0].block_size
+    hists = np.array([p.hist or (0,) * bs for p in phases], dtype=np.int64)
+    clocks = np.array([p.clock for p in phases], dtype=np.int64)
+    matrix = np.take_along_axis(hists, (-np.arange(bs)[None, :] - clocks[:, None]) % bs, axis=1)
+    owners = np.fromiter(chain.from_iterable([i] * len(p.bases) for i, p in enumerate(phases)), dtype=np.int64)
+    bases = np.fromiter(chain.from_iterable(p.bases for p in phases), dtype=np.int64, count=len(owners))
+    np.add.at(matrix, (owners, (-bases) % bs), 1)
+    return matrix
 
 
 @dataclass(slots=True)
@@ -149,7 +161,6 @@ class Batcher:
             if plan is not None:
                 return plan
             self.group.release_all()
-            self._plain = list(self.running)
         return self._plan_each()
 
     def _plan_grouped(self) -> StepPlan | None:

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import heapq
 
-import numpy as np
-
 from clustersim.serving.request import Request
 
 NOT_LAZY = -1
@@ -126,11 +124,5 @@ class DecodeGroup:
         return total
 
     def histogram(self) -> tuple[int, ...]:
-        """Members by key % bs (with `clock`, what `phases` is computed from)."""
+        """Members by key % bs: with `clock`, when each starts a new block (batcher.KVPhases)."""
         return tuple(self._hist)
-
-    def phases(self) -> np.ndarray:
-        """Members by (-c_i) mod bs: phases[p] members need a new block at every step j >= 1
-        with j % bs == p (their count c_i + j then starts a block)."""
-        bs = self.block_size
-        return np.asarray(self._hist, dtype=np.int64)[(-np.arange(bs) - self.clock) % bs]

@@ -18,7 +18,7 @@ import numpy as np
 
 from clustersim.perf.load import BatchLoad
 from clustersim.records import ArrowWriter
-from clustersim.serving.batcher import KVPhases
+from clustersim.serving.batcher import phase_matrix
 from clustersim.serving.engine import COUNT_COLUMNS, StepSpan, StepTimer
 from clustersim.serving.timing import utilization
 
@@ -128,9 +128,9 @@ def _costs(pending: Sequence[Committed], span_of_row: np.ndarray,
     timers: dict[int, StepTimer] = {}
     for _, span, _ in pending:
         timers.setdefault(id(span.timer), span.timer)
-    out = tuple(np.empty(len(span_of_row)) for _ in range(3))
     if len(timers) == 1:
         return _timer_rows(next(iter(timers.values())), *(loads[name] for name in _LOAD_FIELDS))
+    out = tuple(np.empty(len(span_of_row)) for _ in range(3))
     timer_of_span = np.fromiter((id(s.timer) for _, s, _ in pending), dtype=np.int64, count=len(pending))
     for key, timer in timers.items():
         rows = np.flatnonzero(timer_of_span[span_of_row] == key)
@@ -162,7 +162,7 @@ def _kv_used(pending: Sequence[Committed], span_of_row: np.ndarray, step_of_row:
     if phased:
         block_size = phased[0][1].block_size
         assert all(p.block_size == block_size for _, p in phased), "one KV block size per run"
-        phases = _phase_matrix([p for _, p in phased], block_size)
+        phases = phase_matrix([p for _, p in phased])
         which = np.full(len(pending), -1, dtype=np.int64)
         which[[index for index, _ in phased]] = np.arange(len(phased))
         row_phases = which[span_of_row]
@@ -174,15 +174,3 @@ def _kv_used(pending: Sequence[Committed], span_of_row: np.ndarray, step_of_row:
         if span.kv_used is not None:
             used[offsets[index]: offsets[index] + num_done] = span.kv_used[:num_done]
     return used
-
-
-def _phase_matrix(phases: Sequence[KVPhases], block_size: int) -> np.ndarray:
-    """KVPhases.phases() of many spans at once, one row each."""
-    bs = block_size
-    hists = np.array([p.hist or (0,) * bs for p in phases], dtype=np.int64)
-    clocks = np.array([p.clock for p in phases], dtype=np.int64)
-    matrix = np.take_along_axis(hists, (-np.arange(bs)[None, :] - clocks[:, None]) % bs, axis=1)
-    owners = np.fromiter(chain.from_iterable([i] * len(p.bases) for i, p in enumerate(phases)), dtype=np.int64)
-    bases = np.fromiter(chain.from_iterable(p.bases for p in phases), dtype=np.int64, count=len(owners))
-    np.add.at(matrix, (owners, (-bases) % bs), 1)
-    return matrix
