@@ -298,15 +298,20 @@ def pow2_buckets(context: np.ndarray, min_tokens: float) -> np.ndarray:
     return np.maximum(np.ldexp(1.0, exponent - (mantissa == 0.5)), min_tokens)
 
 
-def _attention_terms(c: _Constants, pairs: Any, kv_read: Any, num_tokens: int, num_seqs: int,
+def _attention_terms(c: _Constants, pairs: Any, kv_read: Any, num_tokens: Any, num_seqs: Any,
                      minimum: Callable[[Any, Any], Any], maximum: Callable[[Any, Any], Any]) -> tuple[Any, ...]:
     """(time_s, compute_s, memory_s, flops, bytes) of attention, for scalars (minimum=min)
-    or arrays (np.minimum): one formula, so both give bitwise-equal results."""
+    or arrays (np.minimum; token and sequence counts may be arrays too, one per row): one
+    formula, so all give bitwise-equal results."""
     if c.kv_bucket_min > 0.0:
         context = kv_read / num_seqs
         bucket = (pow2_bucket if minimum is min else pow2_buckets)(context, c.kv_bucket_min)
         # decode: every query scores the whole bucket; prefill: the prompt padded to the bucket, causal
-        pairs = num_tokens * bucket if num_tokens == num_seqs else pairs * (bucket / context) ** 2
+        decode = num_tokens == num_seqs
+        if isinstance(decode, np.ndarray):  # per-row counts: each row takes its own branch
+            pairs = np.where(decode, num_tokens * bucket, pairs * (bucket / context) ** 2)
+        else:
+            pairs = num_tokens * bucket if decode else pairs * (bucket / context) ** 2
         kv_read = num_seqs * bucket
     flops = c.flops_per_pair_full * pairs
     hbm = c.kv_bytes_full * kv_read
@@ -362,29 +367,12 @@ def step_cost_rows(replica: ReplicaPerf, num_tokens: np.ndarray, num_seqs: np.nd
                       else (0.0,) * 6 for key in keys])
     fixed = fixed.reshape(-1, 6)[inverse.reshape(-1)]
     with np.errstate(divide="ignore", invalid="ignore"):
-        attn_s, attn_flops, attn_bytes = _attention_rows(
+        attn_s, _, _, attn_flops, attn_bytes = _attention_terms(
             c, np.asarray(attn_pairs, dtype=np.float64), np.asarray(kv_read_tokens, dtype=np.int64), num_tokens,
-            np.asarray(num_seqs, dtype=np.int64))
+            np.asarray(num_seqs, dtype=np.int64), np.minimum, np.maximum)
     idle = num_tokens <= 0
     return (np.where(idle, 0.0, fixed[:, 0] + attn_s), np.where(idle, 0.0, fixed[:, 4] + attn_flops),
             np.where(idle, 0.0, fixed[:, 5] + attn_bytes))
-
-
-def _attention_rows(c: _Constants, pairs: np.ndarray, kv_read: np.ndarray, num_tokens: np.ndarray,
-                    num_seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`_attention_terms` (time_s, flops, bytes) with per-row token and sequence counts: the
-    same operations element by element, the bucket rule's branch taken per row."""
-    if c.kv_bucket_min > 0.0:
-        context = kv_read / num_seqs
-        bucket = pow2_buckets(context, c.kv_bucket_min)
-        pairs = np.where(num_tokens == num_seqs, num_tokens * bucket, pairs * (bucket / context) ** 2)
-        kv_read = num_seqs * bucket
-    flops = c.flops_per_pair_full * pairs
-    hbm = c.kv_bytes_full * kv_read
-    if c.has_sliding:
-        flops = flops + c.flops_per_pair_sliding * np.minimum(pairs, num_tokens * c.window)
-        hbm = hbm + c.kv_bytes_sliding * np.minimum(kv_read, num_seqs * c.window)
-    return np.maximum(flops / c.attn_flops_s, hbm / c.mem_bytes_s), flops, hbm
 
 
 def step_time_s(replica: ReplicaPerf, load: BatchLoad) -> float:
@@ -473,6 +461,13 @@ def decode_run_s(replica: ReplicaPerf, load: BatchLoad, num_steps: int) -> np.nd
     return attn_s
 
 
+def end_times(start_s: float, durations: np.ndarray) -> np.ndarray:
+    """start_s + d_0, + d_1, ...: each step's end, the durations added one by one in order
+    (bitwise what stepping one by one gives; not cumsum(d) + start_s)."""
+    times = np.concatenate(((start_s,), durations))
+    return times.cumsum(out=times)[1:]
+
+
 DECODE_ENDS_LOOP_STEPS = 64
 """Up to this many steps a Python loop (about 0.1 us a step) beats numpy (about 5 us a call)."""
 
@@ -484,8 +479,7 @@ def decode_run_ends(replica: ReplicaPerf, load: BatchLoad, num_steps: int, start
     c = replica._constants or _constants(replica)
     roof = _decode_roof(c, load) if num_steps <= DECODE_ENDS_LOOP_STEPS else None
     if roof is None:
-        times = np.concatenate(((start_s,), decode_run_s(replica, load, num_steps)))
-        return times.cumsum(out=times)[1:]
+        return end_times(start_s, decode_run_s(replica, load, num_steps))
     work, rate = roof
     fixed_s = _load_independent_terms(c, load.num_tokens, load.num_sampled)[0]
     context = load.kv_read_tokens

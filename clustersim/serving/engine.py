@@ -26,6 +26,7 @@ import simpy
 from simpy.core import NORMAL, URGENT
 
 from clustersim.perf.load import BatchLoad
+from clustersim.perf.step_time import end_times
 from clustersim.serving.batcher import NO_SPAN, Batcher, DecodeSpan, KVPhases, StepPlan
 from clustersim.serving.clock import event_in
 from clustersim.serving.request import Request
@@ -81,8 +82,7 @@ class StepSpan:
 
 def _decode_ends(timer: StepTimer, load: BatchLoad, num_steps: int, start_s: float) -> np.ndarray:
     """End times of a decode run from a timer without the decode_ends fast path."""
-    times = np.concatenate(((start_s,), timer.decode_run(load, num_steps)[0]))
-    return times.cumsum(out=times)[1:]
+    return end_times(start_s, timer.decode_run(load, num_steps)[0])
 
 
 def _num_ended_before(ends_s: Sequence[float], time_s: float) -> int:
