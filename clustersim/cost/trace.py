@@ -44,7 +44,7 @@ from clustersim.cost.systems import CostPlan, asked_for, resolve_system
 from clustersim.errors import ScenarioError
 from clustersim.records import ArrowWriter, to_jsonable
 from clustersim.records.quantiles import Reader
-from clustersim.records.summary import finished_values, iter_request_batches, streamed_latency_stats
+from clustersim.records.summary import finished_rows, iter_request_batches, streamed_latency_stats
 
 KV_FULL_FRACTION = 0.95
 """A step with at least this share of its replica's KV blocks in use counts as KV-bound."""
@@ -170,11 +170,9 @@ def _add_input_tokens(path: Path, sums: _Buckets, bucket_s: float, count_first: 
 
 def _per_request_usd(path: Path, per_in: float, per_out: float) -> Reader:
     """Each finished request's cost, prompt x per_in + generated x per_out, pass by pass."""
-    prompt, generated = finished_values(path, "num_prompt_tokens"), finished_values(path, "num_generated_tokens")
-
     def read() -> Iterator[np.ndarray]:
-        for p, g in zip(prompt(), generated()):
-            yield p * per_in + g * per_out
+        for prompt, generated in finished_rows(path, ("num_prompt_tokens", "num_generated_tokens")):
+            yield prompt * per_in + generated * per_out
     return read
 
 

@@ -107,15 +107,16 @@ def latency_stats(values: np.ndarray) -> dict[str, float | int | None]:
     (5, 0.46)
     """
     x = values[np.isfinite(values)]
-    stats: dict[str, float | int | None] = {"count": int(x.size)}
     if x.size == 0:
-        stats |= {"mean": None} | {f"p{q}": None for q in PERCENTILES}
-        return stats
-    stats["mean"] = float(np.mean(x))
-    qs = np.percentile(x, PERCENTILES, method=PERCENTILE_METHOD)
-    for q, v in zip(PERCENTILES, qs, strict=True):
-        stats[f"p{q}"] = float(v)
-    return stats
+        return _stats(0, math.nan, [])
+    return _stats(int(x.size), float(np.mean(x)), np.percentile(x, PERCENTILES, method=PERCENTILE_METHOD).tolist())
+
+
+def _stats(count: int, mean: float, percentiles: Sequence[float]) -> dict[str, float | int | None]:
+    """The latency section's shape: count, mean, p50/p90/p99 (None for all but count when empty)."""
+    if count == 0:
+        return {"count": 0, "mean": None} | {f"p{q}": None for q in PERCENTILES}
+    return {"count": count, "mean": mean} | {f"p{q}": float(v) for q, v in zip(PERCENTILES, percentiles, strict=True)}
 
 
 def _ratio(num: float, den: float | None) -> float | None:
@@ -227,19 +228,23 @@ def _request_totals(requests: TableSource, slo_ttft_s: float | None, slo_tpot_s:
 def finished_values(requests: TableSource, column: str) -> Reader:
     """A re-readable pass over one numeric column of the finished requests, batch by batch."""
     def read() -> Iterator[np.ndarray]:
-        for batch in _iter_batches(requests, ("status", column)):
-            yield _f64(batch.column(column))[_is(batch.column("status"), Status.FINISHED)]
+        for (values,) in finished_rows(requests, (column,)):
+            yield values
     return read
+
+
+def finished_rows(requests: TableSource, columns: tuple[str, ...]) -> Iterator[tuple[np.ndarray, ...]]:
+    """The named numeric columns of the finished requests as float64 arrays, batch by batch
+    (one read of the records for all of them)."""
+    for batch in _iter_batches(requests, ("status", *columns)):
+        finished = _is(batch.column("status"), Status.FINISHED)
+        yield tuple(_f64(batch.column(c))[finished] for c in columns)
 
 
 def streamed_latency_stats(reader: Reader) -> dict[str, float | int | None]:
     """`latency_stats` of values read in passes (records.quantiles): the same percentiles,
     memory bounded whatever the number of requests."""
-    count, mean, values = stream_stats(reader, PERCENTILES)
-    stats: dict[str, float | int | None] = {"count": count}
-    if count == 0:
-        return stats | {"mean": None} | {f"p{q}": None for q in PERCENTILES}
-    return stats | {"mean": mean} | {f"p{q}": v for q, v in zip(PERCENTILES, values)}
+    return _stats(*stream_stats(reader, PERCENTILES))
 
 
 def _slo(totals: dict[str, Any], num_finished: int, num_total: int, window_s: float | None,
