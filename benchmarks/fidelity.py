@@ -178,14 +178,14 @@ def main() -> int:
         for family, d in data.items():
             provenance[family] = (
                 f"benchmarks/fidelity.py --fit on {names}: {len(d.items)} offline/batch/prefill/decode/concurrency rows, "
-                f"{len({i.setup for i in d.items})} setups, {num_params(len({i.setup for i in d.items}))} parameter(s); "
+                f"{len({i.setup for i in d.items})} setups, {num_params(len({i.setup for i in d.items}), priors[family].context_overhead_s > 0.0)} parameter(s); "
                 "Cauchy loss on log error, Nelder-Mead from the priors"
             )
         for family, eff in sorted(fitted.items()):
             if family in provenance:
                 console.print(f"fitted {family}: compute={eff.compute:.3f} memory={eff.memory:.3f} "
                               f"attention_compute={eff.attention_compute:.3f} step_overhead_s={eff.step_overhead_s:.4g} "
-                              f"comm_latency_s={eff.comm_latency_s:.4g}")
+                              f"comm_latency_s={eff.comm_latency_s:.4g} context_overhead_s={eff.context_overhead_s:.4g}")
         text = efficiency_yaml(DEFAULT_PATH.read_text(), fitted, today, provenance)
         table = parse_stacked(text, "efficiency.yaml (fitted)")
         if args.write:

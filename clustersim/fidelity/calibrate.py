@@ -17,7 +17,11 @@ Procedure (deterministic: no randomness, fixed starting point and iteration budg
    fit setups fits compute and memory only; with one setup, a single common scale. A family
    with at least COMM_FIT_MIN_SETUPS setups also fits comm_latency_s (log, within
    [COMM_LATENCY_LO_S, COMM_LATENCY_HI_S]): the alpha of one collective step, which only
-   setups spanning several TP degrees and layer counts separate from step_overhead_s.
+   setups spanning several TP degrees and layer counts separate from step_overhead_s. Such
+   a family whose prior has a context-encoding cost (context_overhead_s > 0: engines with a
+   separately compiled prompt graph) fits it too (log, within the step-overhead bounds): the
+   fixed cost of a prompt step, which batch-1 short-prompt TTFT rows next to decode-step
+   TPOT rows of the same setups separate from step_overhead_s.
 3. Loss: mean over the family's fit rows of the Cauchy loss log(1 + (e / 0.25)^2) of the
    log error e = ln(predicted / measured) (robust to the few rows whose engine setting we
    cannot know), plus REGULARIZATION x squared distance from the priors in the transformed
@@ -189,24 +193,27 @@ def _from_comm_latency(z: float) -> float:
     return min(max(math.exp(max(min(z, 10.0), -50.0)), COMM_LATENCY_LO_S), COMM_LATENCY_HI_S)
 
 
-def num_params(num_setups: int) -> int:
-    """Parameters fitted for a family with `num_setups` distinct fit setups (1 to 4).
+def num_params(num_setups: int, fits_context: bool = False) -> int:
+    """Parameters fitted for a family with `num_setups` distinct fit setups (1 to 5; the 5th,
+    context_overhead_s, only when `fits_context`: its prior is nonzero).
 
-    >>> num_params(1), num_params(3), num_params(4), num_params(32)
-    (1, 2, 3, 4)
+    >>> num_params(1), num_params(3), num_params(4), num_params(32), num_params(32, True), num_params(4, True)
+    (1, 2, 3, 4, 5, 3)
     """
     if num_setups <= 1:
         return 1
     if num_setups < FULL_FIT_MIN_SETUPS:
         return 2
-    return 3 if num_setups < COMM_FIT_MIN_SETUPS else 4
+    if num_setups < COMM_FIT_MIN_SETUPS:
+        return 3
+    return 5 if fits_context else 4
 
 
 def factors_from(prior: Efficiency, x: Sequence[float]) -> Efficiency:
     """Efficiency from transformed parameters x (1: common scale; 2: compute, memory;
-    3: + step overhead; 4: + collective step latency)."""
+    3: + step overhead; 4: + collective step latency; 5: + context-encoding step cost)."""
     zc, zm = _to_unit(prior.compute), _to_unit(prior.memory, MEMORY_LO)
-    overhead, comm_latency = prior.step_overhead_s, prior.comm_latency_s
+    overhead, comm_latency, context = prior.step_overhead_s, prior.comm_latency_s, prior.context_overhead_s
     if len(x) == 1:
         zc, zm = zc + x[0], zm + x[0]
     else:
@@ -215,10 +222,12 @@ def factors_from(prior: Efficiency, x: Sequence[float]) -> Efficiency:
             overhead = _from_overhead(x[2])
         if len(x) >= 4:
             comm_latency = _from_comm_latency(x[3])
+        if len(x) >= 5:
+            context = _from_overhead(x[4])
     compute, memory = _from_unit(zc), _from_unit(zm, MEMORY_LO)
     attention = min(1.0, prior.attention_compute * compute / prior.compute)
     return dataclasses.replace(prior, compute=compute, memory=memory, attention_compute=attention,
-                               step_overhead_s=overhead, comm_latency_s=comm_latency)
+                               step_overhead_s=overhead, comm_latency_s=comm_latency, context_overhead_s=context)
 
 
 def _start(prior: Efficiency, k: int) -> list[float]:
@@ -229,6 +238,8 @@ def _start(prior: Efficiency, k: int) -> list[float]:
         x.append(_to_overhead(prior.step_overhead_s))
     if k >= 4:
         x.append(_to_comm_latency(prior.comm_latency_s))
+    if k >= 5:
+        x.append(_to_overhead(prior.context_overhead_s))
     return x
 
 
@@ -368,7 +379,7 @@ def fit_family(data: FitData, catalog: Catalog, prior: Efficiency, items: Sequen
     items = data.items if items is None else items
     if not items:
         return prior
-    k = num_params(len({i.setup for i in items}))
+    k = num_params(len({i.setup for i in items}), prior.context_overhead_s > 0.0)
     x0 = _start(prior, k)
 
     def objective(x: np.ndarray) -> float:
@@ -427,7 +438,7 @@ def cross_validate(mapped: Sequence[Mapped], catalog: Catalog, table: dict[str, 
 
 # ---- storing the fit -------------------------------------------------------------------
 
-_PRIOR_FIELDS = ("compute", "memory", "attention_compute", "step_overhead_s", "comm_latency_s")
+_PRIOR_FIELDS = ("compute", "memory", "attention_compute", "step_overhead_s", "comm_latency_s", "context_overhead_s")
 
 
 def prior_table(text: str, table: dict[str, Efficiency]) -> dict[str, Efficiency]:
@@ -449,7 +460,9 @@ def prior_table(text: str, table: dict[str, Efficiency]) -> dict[str, Efficiency
 
 
 _FACTOR_ORDER = ("compute", "memory", "attention_compute", "comm_bw", "step_overhead_s", "layer_overhead_s", "comm_latency_s", "gemm_half_rows",
-                 "kv_bucket_min_tokens")
+                 "kv_bucket_min_tokens", "context_overhead_s")
+_OPTIONAL_FACTORS = ("context_overhead_s",)
+"""Factors a family entry may leave out (its value is then the Efficiency default)."""
 
 
 FIT_BEGIN, FIT_END = "# --- fit provenance", "# --- end of fit provenance"
@@ -478,6 +491,8 @@ def efficiency_yaml(original_text: str, fitted: dict[str, Efficiency], date: str
         lines.append(f"  {family}:")
         lines.append(f"    fitted: {date if changed else entry.get('fitted', 'prior')}")
         for name in _FACTOR_ORDER:
+            if name in _OPTIONAL_FACTORS and name not in entry:
+                continue
             factor = entry[name]
             value = getattr(fitted[family], name) if changed else factor["value"]
             prior = factor.get("prior", factor["value"] if changed and name in _PRIOR_FIELDS else None)

@@ -28,7 +28,7 @@ from clustersim.errors import SpecError
 DEFAULT_PATH = Path(__file__).with_name("efficiency.yaml")
 _FRACTIONS = ("compute", "memory", "attention_compute", "comm_bw")
 _TIMES = ("step_overhead_s", "layer_overhead_s", "comm_latency_s")
-_OPTIONAL = ("gemm_half_rows", "kv_bucket_min_tokens")
+_OPTIONAL = ("gemm_half_rows", "kv_bucket_min_tokens", "context_overhead_s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,10 @@ class Efficiency:
     rounded up to a power of two, at least this many keys (0: exact context, no buckets)."""
     stack: str = ""
     """Serving stack these factors are for ("": the family's own factors)."""
+    context_overhead_s: float = 0.0
+    """Fixed cost of a step that encodes prompts, on top of step_overhead_s (0: none): engines
+    that run prompts through a separate compiled context-encoding graph (Neuron) pay it once
+    per such step, whatever the model's size."""
 
 
 def _factor(where: str, entry: dict[str, Any], name: str, is_fraction: bool) -> float:

@@ -24,7 +24,9 @@ Then communication, not overlapped: per layer an all-reduce of T x hidden x 2 by
 attention and one after the FFN (TP), except that with ep > 1 each MoE layer instead moves
 tokens by an all-to-all dispatch and combine, each rank sending T/ep x top_k x hidden x 2
 bytes; with pp > 1, pp - 1 stage hand-offs of T x hidden x 2 bytes. Plus step_overhead_s
-and layer_overhead_s per layer.
+and layer_overhead_s per layer, and on a context step (one that encodes prompts: more tokens
+than sequences) eff.context_overhead_s, the fixed cost of running a separately compiled
+context-encoding graph (`context_overhead_s`; 0 except where the efficiency data set it).
 
 Rates: linear math at peak(weight dtype) x eff.compute x M / (M + eff.gemm_half_rows) for a
 GEMM of M rows (the step's tokens; for routed experts, the tokens per touched expert): small
@@ -152,6 +154,7 @@ class _Constants:
     has_sliding: bool
     window: int
     kv_bucket_min: float
+    context_overhead_s: float
     comm: Any
     tp: int
     ep: int
@@ -164,7 +167,7 @@ class _Constants:
     top_k: int
     moe_ep: int
     """Ranks the routed experts are spread over (1: no expert parallelism, no imbalance)."""
-    memo: dict[tuple[int, int], tuple[float, ...]] = field(default_factory=dict)
+    memo: dict[tuple[int, int, bool], tuple[float, ...]] = field(default_factory=dict)
 
 
 def _build_constants(replica: ReplicaPerf) -> _Constants:
@@ -210,6 +213,7 @@ def _build_constants(replica: ReplicaPerf) -> _Constants:
         has_sliding=num_sliding > 0,
         window=m.sliding_window,
         kv_bucket_min=eff.kv_bucket_min_tokens,
+        context_overhead_s=eff.context_overhead_s,
         comm=replica.comm,
         tp=tp,
         ep=replica.ep,
@@ -235,19 +239,39 @@ def _constants(replica: ReplicaPerf) -> _Constants:
 _MAX_MEMO = 1 << 16
 
 
-def _load_independent_terms(c: _Constants, num_tokens: int, num_sampled: int) -> tuple[float, ...]:
+def is_context_step(num_tokens: int, num_seqs: int) -> bool:
+    """Whether a step encodes prompts: some sequence brings more than one token (a decode
+    step has exactly one per sequence).
+
+    >>> is_context_step(512, 4), is_context_step(4, 4), is_context_step(5, 4)
+    (True, False, True)
+    """
+    return num_tokens > num_seqs
+
+
+def context_overhead_s(context_overhead_s: float, num_tokens: int, num_seqs: int) -> float:
+    """The fixed extra cost of a step: `context_overhead_s` on a context step, else 0.
+
+    >>> context_overhead_s(0.01, 128, 1), context_overhead_s(0.01, 8, 8)
+    (0.01, 0.0)
+    """
+    return context_overhead_s if is_context_step(num_tokens, num_seqs) else 0.0
+
+
+def _load_independent_terms(c: _Constants, num_tokens: int, num_sampled: int, context: bool = False) -> tuple[float, ...]:
     """(time_s, compute_s, memory_s, comm_s, flops, bytes) of all but attention, memoized:
-    engines repeat the same (num_tokens, num_sampled) many times."""
-    key = (num_tokens, num_sampled)
+    engines repeat the same (num_tokens, num_sampled, context step or not) many times."""
+    key = (num_tokens, num_sampled, context)
     terms = c.memo.get(key)
     if terms is None:
         if len(c.memo) >= _MAX_MEMO:
             c.memo.clear()
-        terms = c.memo[key] = _compute_load_independent_terms(c, num_tokens, num_sampled)
+        terms = c.memo[key] = _compute_load_independent_terms(c, num_tokens, num_sampled, context)
     return terms
 
 
-def _compute_load_independent_terms(c: _Constants, num_tokens: int, num_sampled: int) -> tuple[float, ...]:
+def _compute_load_independent_terms(c: _Constants, num_tokens: int, num_sampled: int,
+                                    context: bool = False) -> tuple[float, ...]:
     flops = c.dense_flops_per_token * num_tokens + c.lm_head_flops_per_row * num_sampled
     hbm = c.dense_bytes + c.lm_head_bytes if num_sampled > 0 else c.dense_bytes
     # a GEMM of M rows fills the tensor units to M / (M + gemm_half_rows) of the fitted rate;
@@ -278,7 +302,8 @@ def _compute_load_independent_terms(c: _Constants, num_tokens: int, num_sampled:
         comm_s += c.num_all_to_alls * c.comm.all_to_all_s(num_tokens * c.all_to_all_bytes_per_token, c.ep)
     if c.num_sends:
         comm_s += c.num_sends * c.comm.send_s(num_tokens * c.send_bytes_per_token)
-    time_s = c.overhead_s + comm_s + time_s
+    overhead_s = c.overhead_s + c.context_overhead_s if context else c.overhead_s
+    time_s = overhead_s + comm_s + time_s
     return time_s, compute_s, memory_s, comm_s, flops, hbm
 
 
@@ -332,8 +357,9 @@ def step_cost(replica: ReplicaPerf, load: BatchLoad) -> StepCost:
     if num_tokens <= 0:
         return ZERO_COST
     c = replica._constants or _constants(replica)
+    context = is_context_step(num_tokens, load.num_seqs)
     fixed_s, fixed_compute_s, fixed_memory_s, comm_s, fixed_flops, fixed_bytes = _load_independent_terms(
-        c, num_tokens, load.num_sampled
+        c, num_tokens, load.num_sampled, context
     )
     attn_s, attn_compute_s, attn_memory_s, attn_flops, attn_bytes = _attention_terms(
         c, load.attn_pairs, load.kv_read_tokens, num_tokens, load.num_seqs, min, max
@@ -346,7 +372,7 @@ def step_cost(replica: ReplicaPerf, load: BatchLoad) -> StepCost:
         fixed_compute_s + attn_compute_s,
         fixed_memory_s + attn_memory_s,
         comm_s,
-        c.overhead_s,
+        c.overhead_s + context_overhead_s(c.context_overhead_s, num_tokens, load.num_seqs),
         flops,
         hbm_bytes,
         flops / (step_s * c.peak_total_flops_s),
@@ -361,15 +387,17 @@ def step_cost_rows(replica: ReplicaPerf, num_tokens: np.ndarray, num_seqs: np.nd
     c = replica._constants or _constants(replica)
     num_tokens = np.asarray(num_tokens, dtype=np.int64)
     num_sampled = np.asarray(num_sampled, dtype=np.int64)
+    num_seqs = np.asarray(num_seqs, dtype=np.int64)
     stride = int(num_sampled.max(initial=0)) + 1
-    keys, inverse = np.unique(num_tokens * stride + num_sampled, return_inverse=True)
-    fixed = np.array([_load_independent_terms(c, int(key // stride), int(key % stride)) if key >= stride
-                      else (0.0,) * 6 for key in keys])
+    # key = 2 x (num_tokens x stride + num_sampled) + context step (0/1)
+    keys, inverse = np.unique(2 * (num_tokens * stride + num_sampled) + (num_tokens > num_seqs), return_inverse=True)
+    fixed = np.array([_load_independent_terms(c, int(key // 2 // stride), int(key // 2 % stride), bool(key % 2))
+                      if key // 2 >= stride else (0.0,) * 6 for key in keys])
     fixed = fixed.reshape(-1, 6)[inverse.reshape(-1)]
     with np.errstate(divide="ignore", invalid="ignore"):
         attn_s, _, _, attn_flops, attn_bytes = _attention_terms(
             c, np.asarray(attn_pairs, dtype=np.float64), np.asarray(kv_read_tokens, dtype=np.int64), num_tokens,
-            np.asarray(num_seqs, dtype=np.int64), np.minimum, np.maximum)
+            num_seqs, np.minimum, np.maximum)
     idle = num_tokens <= 0
     return (np.where(idle, 0.0, fixed[:, 0] + attn_s), np.where(idle, 0.0, fixed[:, 4] + attn_flops),
             np.where(idle, 0.0, fixed[:, 5] + attn_bytes))
@@ -381,7 +409,7 @@ def step_time_s(replica: ReplicaPerf, load: BatchLoad) -> float:
     if num_tokens <= 0:
         return 0.0
     c = replica._constants or _constants(replica)
-    fixed_s = _load_independent_terms(c, num_tokens, load.num_sampled)[0]
+    fixed_s = _load_independent_terms(c, num_tokens, load.num_sampled, is_context_step(num_tokens, load.num_seqs))[0]
     attn_s = _attention_terms(c, load.attn_pairs, load.kv_read_tokens, num_tokens, load.num_seqs, min, max)[0]
     return fixed_s + attn_s
 
@@ -417,7 +445,8 @@ def decode_run_costs(replica: ReplicaPerf, load: BatchLoad, num_steps: int) -> D
     grown = np.arange(num_steps, dtype=np.int64) * load.num_seqs
     kv_read = load.kv_read_tokens + grown
     pairs = load.attn_pairs + grown
-    fixed_s, _, _, _, fixed_flops, fixed_bytes = _load_independent_terms(c, load.num_tokens, load.num_sampled)
+    fixed_s, _, _, _, fixed_flops, fixed_bytes = _load_independent_terms(
+        c, load.num_tokens, load.num_sampled, is_context_step(load.num_tokens, load.num_seqs))
     attn_s, _, _, attn_flops, attn_bytes = _attention_terms(
         c, pairs, kv_read, load.num_tokens, load.num_seqs, np.minimum, np.maximum
     )
@@ -457,7 +486,8 @@ def decode_run_s(replica: ReplicaPerf, load: BatchLoad, num_steps: int) -> np.nd
     first = load.kv_read_tokens
     context = np.arange(first, first + num_steps * load.num_seqs, load.num_seqs, dtype=np.int64)
     attn_s = work * context / rate
-    attn_s += _load_independent_terms(c, load.num_tokens, load.num_sampled)[0]
+    attn_s += _load_independent_terms(c, load.num_tokens, load.num_sampled,
+                                      is_context_step(load.num_tokens, load.num_seqs))[0]
     return attn_s
 
 
@@ -481,7 +511,8 @@ def decode_run_ends(replica: ReplicaPerf, load: BatchLoad, num_steps: int, start
     if roof is None:
         return end_times(start_s, decode_run_s(replica, load, num_steps))
     work, rate = roof
-    fixed_s = _load_independent_terms(c, load.num_tokens, load.num_sampled)[0]
+    fixed_s = _load_independent_terms(c, load.num_tokens, load.num_sampled,
+                                      is_context_step(load.num_tokens, load.num_seqs))[0]
     context = load.kv_read_tokens
     grown = load.num_seqs
     ends = []
