@@ -3,6 +3,7 @@ plus the prompts of the b/osl requests that replace finished ones) fits the TPOT
 
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -74,3 +75,41 @@ def test_server_search_tries_the_cap_except_on_tensorrt_llm(monkeypatch):
     tried.clear()
     runner._server(REPLICA, 10**6, dataclasses.replace(setup, stack="vllm", max_num_seqs=48))
     assert tried == [48]  # a stated limit is the only one
+
+
+def test_capacity_estimate_is_the_steady_mixed_step_rate():
+    # a full batch finishes batch/osl requests per steady mixed step (prompts share its weight reads)
+    from clustersim.fidelity.runner import capacity_rate_per_s
+
+    setup = _setup(600, 150, 0.2)
+    batch = min(SERVER_MAX_NUM_SEQS, 10**6 // 750)
+    assert capacity_rate_per_s(REPLICA, setup, 10**6, SERVER_MAX_NUM_SEQS) == (batch / 150) / _mixed_step_s(batch, 600, 150)
+
+
+def test_server_search_is_not_capped_by_a_low_estimate(monkeypatch):
+    """The capacity estimate only opens the bracket: with it 8x too low the search widens the
+    bracket until a trial fails and ends at the same rate (within its resolution)."""
+    from clustersim.fidelity import runner
+
+    calls: list[float] = []
+    true_max = 37.0  # requests/s this fake server sustains
+
+    def fake_open_loop(replica, capacity, setup, rate, num, max_seqs):
+        calls.append(rate)
+        done = [object()] * num
+        return done if rate <= true_max else done[:-1]  # over the limit: a request never finishes
+
+    monkeypatch.setattr(runner, "_open_loop", fake_open_loop)
+    monkeypatch.setattr(runner, "_arrays", lambda done: (np.zeros(3), np.zeros(3), np.zeros(3), None))
+    monkeypatch.setattr(runner, "_latency_metrics", lambda done: {"ttft_p99_ms": 1.0, "tpot_p99_ms": 1.0})
+    monkeypatch.setattr(runner, "stable", lambda *a: True)
+    monkeypatch.setattr(runner, "steady_output_tokens_s", lambda done: float("inf"))
+    monkeypatch.setattr(runner, "_with_throughput", lambda done, setup, served: {"output_tok_s_total": served})
+    setup = _setup(600, 150, 0.2)
+    for estimate in (true_max / 8, true_max * 3):
+        calls.clear()
+        monkeypatch.setattr(runner, "capacity_rate_per_s", lambda *a, e=estimate: e)
+        served, _ = runner._server_search(REPLICA, 10**6, setup, SERVER_MAX_NUM_SEQS)
+        rate = served / setup.osl
+        assert true_max * 0.99 <= rate <= true_max, (estimate, rate)
+        assert max(calls) > true_max  # a failing trial bounds the search from above

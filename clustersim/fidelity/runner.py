@@ -26,7 +26,8 @@ Per mode (see mapping.Setup):
 - qps: Poisson at load / replicas per replica, OPEN_LOOP_NUM_REQUESTS requests.
 - server: the highest Poisson rate whose p99 TTFT and p99 TPOT meet the row's limits and
   whose queue does not grow over the run (`stable`), by bisection in log-rate between 1/96
-  and 1.5 x a perf-model capacity estimate (SERVER_ITERATIONS halvings: 0.2% in rate, as
+  and 1.5 x a perf-model capacity estimate, doubled while a trial there passes (SERVER_ITERATIONS
+  halvings: 0.2% in rate, as
   finely as submitters tune their QPS); SERVER_NUM_REQUESTS per trial, max_num_seqs
   SERVER_MAX_NUM_SEQS (MLPerf submissions batch large, limited by the TPOT bound). Except on
   TensorRT-LLM, the search is also run with the batch capped where a steady mixed step fits
@@ -84,6 +85,9 @@ tpot limit), within [SERVER_NUM_REQUESTS, SERVER_MAX_REQUESTS] requests: shorter
 before the batch fills, so an overloaded rate looks fine."""
 SERVER_MAX_NUM_SEQS = 1024
 SERVER_ITERATIONS = 11
+SERVER_BRACKET_DOUBLINGS = 4
+"""Times the search's upper bracket (1.5 x `capacity_rate_per_s`) doubles while a trial there still
+meets the limits."""
 SEED = 0
 
 
@@ -232,13 +236,23 @@ def _decode_load(num_seqs: int, context: int) -> BatchLoad:
 
 
 def capacity_rate_per_s(replica: ReplicaPerf, setup: Setup, capacity: int, max_seqs: int) -> float:
-    """Requests/s one replica sustains at most: a full decode batch at mean context plus each
-    request's prefill, from the perf model (an upper bracket for the server search)."""
+    """Requests/s one replica sustains with its batch full: each steady mixed step finishes
+    batch/osl requests and prefills as many new prompts (`steady_step_s`), so prompts share
+    the step's weight reads with the decodes (the server search's first upper bracket)."""
     batch = _max_batch(setup, capacity, max_seqs)
-    decode_s = step_time_s(replica, _decode_load(batch, setup.isl + setup.osl // 2))
-    prefill_s = step_time_s(replica, BatchLoad.of_request(setup.isl, 0, True, True))
-    per_request_s = setup.osl * decode_s / batch + prefill_s
-    return 1.0 / per_request_s
+    return batch / setup.osl / steady_step_s(replica, setup, batch)
+
+
+def steady_step_s(replica: ReplicaPerf, setup: Setup, batch: int) -> float:
+    """One steady mixed step of a full continuous batch: `batch` decodes at mean context plus
+    the prompts of the batch/osl requests that replace the finished ones (at least one token)."""
+    decode = _decode_load(batch, setup.isl + setup.osl // 2)
+    new = max(1, round(batch * setup.isl / setup.osl))
+    prompt = BatchLoad.of_request(new, 0, True, False)
+    mixed = BatchLoad(decode.num_tokens + prompt.num_tokens, prompt.num_prefill_tokens,
+                      decode.num_seqs + 1, decode.num_sampled, decode.attn_pairs + prompt.attn_pairs,
+                      decode.kv_read_tokens + prompt.kv_read_tokens)
+    return step_time_s(replica, mixed)
 
 
 def engine_limits(setup: Setup, max_num_seqs: int, max_num_batched_tokens: int) -> tuple[int, int]:
@@ -261,21 +275,10 @@ def steady_batch_cap(replica: ReplicaPerf, setup: Setup, capacity: int) -> int:
     most = _max_batch(setup, capacity, SERVER_MAX_NUM_SEQS)
     if not setup.tpot_limit_s:
         return most
-    context = setup.isl + setup.osl // 2
-
-    def step_s(b: int) -> float:
-        decode = _decode_load(b, context)
-        new = max(1, round(b * setup.isl / setup.osl))
-        prompt = BatchLoad.of_request(new, 0, True, False)
-        mixed = BatchLoad(decode.num_tokens + prompt.num_tokens, prompt.num_prefill_tokens,
-                          decode.num_seqs + 1, decode.num_sampled, decode.attn_pairs + prompt.attn_pairs,
-                          decode.kv_read_tokens + prompt.kv_read_tokens)
-        return step_time_s(replica, mixed)
-
     lo, hi = 1, most
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if step_s(mid) <= setup.tpot_limit_s:
+        if steady_step_s(replica, setup, mid) <= setup.tpot_limit_s:
             lo = mid
         else:
             hi = mid - 1
@@ -350,6 +353,11 @@ def _server_search(replica: ReplicaPerf, capacity: int, setup: Setup, max_seqs: 
     if not ok:
         return 0.0, Outcome(_with_throughput(done, setup, lo * setup.osl), "limits missed even at the lowest rate tried")
     best = (lo, done)
+    for _ in range(SERVER_BRACKET_DOUBLINGS):  # the estimate is a bracket, not a bound: widen it until it fails
+        ok, done = meets(hi)
+        if not ok:
+            break
+        lo, best, hi = hi, (hi, done), 2.0 * hi
     for _ in range(SERVER_ITERATIONS):
         mid = math.sqrt(lo * hi)
         ok, done = meets(mid)
