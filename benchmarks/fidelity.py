@@ -37,7 +37,7 @@ from rich.table import Table
 
 from clustersim.catalog import load_catalog
 from clustersim.fidelity import default_workers, evaluate, read_rows, write_results_csv
-from clustersim.fidelity.calibrate import cross_validate, efficiency_yaml, fit, fit_data, num_params, predict, prior_table
+from clustersim.fidelity.calibrate import cross_validate, efficiency_yaml, fit, fit_data, fitted_names, predict, prior_table
 from clustersim.fidelity.evaluate import GROUPS, map_rows, median_abs_error
 from clustersim.fidelity.mapping import Mapped, hardware_group
 from clustersim.fidelity.report import rows_table, skipped_table, summary_table
@@ -128,6 +128,16 @@ def cv_table(title: str, held_out, in_sample, keep: Callable[[Mapped], bool] = l
     return out
 
 
+def cv_columns(held_out: list) -> dict[str, dict[str, str]]:
+    """cv_predicted and cv_error_pct of each cross-validated row, by row id."""
+    out = {}
+    for item, value in held_out:
+        if value:
+            out[item.row.id] = {"cv_predicted": f"{value:.6g}",
+                                "cv_error_pct": f"{100.0 * (value - item.row.value) / item.row.value:.2f}"}
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--csv", type=Path, action="append", default=None,
@@ -139,7 +149,7 @@ def main() -> int:
                         help="with --fit: refit only this chip family (repeatable); the others keep efficiency.yaml")
     parser.add_argument("--group", action="append", default=None, choices=GROUPS,
                         help="keep only rows of this hardware family (repeatable; for quick iterations)")
-    parser.add_argument("--out", type=Path, default=None, help="write every row of the union with predicted and error_pct")
+    parser.add_argument("--out", type=Path, default=None, help="write every row of the union with predicted and error_pct (with --cv also cv_predicted, cv_error_pct)")
     parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--quiet", action="store_true", help="summary tables only")
     args = parser.parse_args()
@@ -176,16 +186,18 @@ def main() -> int:
         names = " + ".join(p.name for p in paths)
         provenance = {}
         for family, d in data.items():
+            fitted_params = fitted_names(d.items, catalog, priors.get(family) or priors[family.partition("/")[0]])
             provenance[family] = (
                 f"benchmarks/fidelity.py --fit on {names}: {len(d.items)} offline/batch/prefill/decode/concurrency rows, "
-                f"{len({i.setup for i in d.items})} setups, {num_params(len({i.setup for i in d.items}), priors[family].context_overhead_s > 0.0)} parameter(s); "
+                f"{len({i.setup for i in d.items})} setups, {len(fitted_params)} parameter(s) ({', '.join(fitted_params)}); "
                 "Cauchy loss on log error, Nelder-Mead from the priors"
             )
         for family, eff in sorted(fitted.items()):
             if family in provenance:
                 console.print(f"fitted {family}: compute={eff.compute:.3f} memory={eff.memory:.3f} "
                               f"attention_compute={eff.attention_compute:.3f} step_overhead_s={eff.step_overhead_s:.4g} "
-                              f"comm_latency_s={eff.comm_latency_s:.4g} context_overhead_s={eff.context_overhead_s:.4g}")
+                              f"comm_latency_s={eff.comm_latency_s:.4g} context_overhead_s={eff.context_overhead_s:.4g} "
+                              f"expert_compute={eff.expert_compute:.3f}")
         text = efficiency_yaml(DEFAULT_PATH.read_text(), fitted, today, provenance)
         table = parse_stacked(text, "efficiency.yaml (fitted)")
         if args.write:
@@ -206,12 +218,15 @@ def main() -> int:
     skipped = skipped_table(results)
     if skipped is not None:
         console.print(skipped)
-    if args.out is not None:
+    if args.out is not None and not args.cv:
         write_results_csv(results, args.out)
         console.print(f"wrote {args.out}")
     if args.cv:
         assert data is not None
         held_out = cross_validate(mapped, catalog, priors, k=5, data=data)
+        if args.out is not None:  # each fit row's held-out prediction beside its in-sample one
+            write_results_csv(results, args.out, cv_columns(held_out))
+            console.print(f"wrote {args.out} (with cv_predicted, cv_error_pct)")
         in_sample = [pair for d in data.values() for pair in predict(d, catalog, resolve(table, d.family, d.stack))]
         union = cv_table("5-fold cross-validation over the union's fit rows (median |error| %)", held_out, in_sample)
         if union is not None:

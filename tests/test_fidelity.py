@@ -228,3 +228,20 @@ def test_fitted_memory_efficiency_never_drops_below_the_physical_floor():
     for x in ([-50.0, -50.0, -5.0], [0.0, -1e9, -5.0], [3.0, 50.0, -5.0]):
         eff = factors_from(prior, x)
         assert MEMORY_LO <= eff.memory <= 0.95
+
+
+def test_results_csv_extra_columns_by_row_id(tmp_path: Path) -> None:
+    """Cross-validated predictions ride along as extra columns: blank for rows without them."""
+    from clustersim.catalog import load_catalog
+    from clustersim.fidelity.evaluate import evaluate
+    from clustersim.fidelity.report import write_results_csv
+    from clustersim.perf.efficiency import load_stack_table
+
+    rows = read_rows(_write(tmp_path / "m.csv", GOOD))
+    results = evaluate(rows, load_catalog(), load_stack_table())
+    out = tmp_path / "r.csv"
+    write_results_csv(results, out, {"R1": {"cv_predicted": "12", "cv_error_pct": "-3.50"}})
+    written = {r["id"]: r for r in csv.DictReader(open(out))}
+    assert list(written["R1"])[-2:] == ["cv_predicted", "cv_error_pct"]
+    assert (written["R1"]["cv_predicted"], written["R1"]["cv_error_pct"]) == ("12", "-3.50")
+    assert written["R2"]["cv_predicted"] == "" and written["R3"]["status"] == "skipped"

@@ -85,6 +85,12 @@ reach 60-95% of peak on every family we model; a fit that wants less is absorbin
 physics elsewhere (docs: the rejected Hopper fits at 0.43-0.48), so it is not allowed to."""
 OVERHEAD_LO_S, OVERHEAD_HI_S = 1e-5, 0.05
 COMM_LATENCY_LO_S, COMM_LATENCY_HI_S = 2e-7, 2e-5
+MOE_FIT_MIN_SETUPS = 4
+"""A family fits expert_compute (the grouped-GEMM rate of routed experts relative to dense
+GEMMs) once its fit rows hold this many distinct MoE setups."""
+EXPERT_LO = 0.2
+"""Floor of the fitted expert_compute: grouped GEMMs below a fifth of the dense rate would be
+absorbing something else (communication, imbalance), which has its own terms."""
 
 
 class _StepLog:
@@ -193,54 +199,90 @@ def _from_comm_latency(z: float) -> float:
     return min(max(math.exp(max(min(z, 10.0), -50.0)), COMM_LATENCY_LO_S), COMM_LATENCY_HI_S)
 
 
-def num_params(num_setups: int, fits_context: bool = False) -> int:
-    """Parameters fitted for a family with `num_setups` distinct fit setups (1 to 5; the 5th,
-    context_overhead_s, only when `fits_context`: its prior is nonzero).
+def param_names(num_setups: int, fits_context: bool = False, fits_expert: bool = False) -> tuple[str, ...]:
+    """The factors fitted for a family with `num_setups` distinct fit setups, in order ("scale":
+    one common scale of compute and memory); context_overhead_s only when `fits_context` (its
+    prior is nonzero), expert_compute only when `fits_expert` (enough MoE setups).
+
+    >>> param_names(1), param_names(4), param_names(32, True)
+    (('scale',), ('compute', 'memory', 'step_overhead_s'), ('compute', 'memory', 'step_overhead_s', 'comm_latency_s', 'context_overhead_s'))
+    >>> param_names(9, fits_expert=True)
+    ('compute', 'memory', 'step_overhead_s', 'expert_compute')
+    """
+    if num_setups <= 1:
+        return ("scale",)
+    names = ["compute", "memory"]
+    if num_setups >= FULL_FIT_MIN_SETUPS:
+        names.append("step_overhead_s")
+    if num_setups >= COMM_FIT_MIN_SETUPS:
+        names.append("comm_latency_s")
+        if fits_context:
+            names.append("context_overhead_s")
+    if fits_expert:
+        names.append("expert_compute")
+    return tuple(names)
+
+
+def num_params(num_setups: int, fits_context: bool = False, fits_expert: bool = False) -> int:
+    """How many factors `param_names` fits (1 to 6).
 
     >>> num_params(1), num_params(3), num_params(4), num_params(32), num_params(32, True), num_params(4, True)
     (1, 2, 3, 4, 5, 3)
     """
-    if num_setups <= 1:
-        return 1
-    if num_setups < FULL_FIT_MIN_SETUPS:
-        return 2
-    if num_setups < COMM_FIT_MIN_SETUPS:
-        return 3
-    return 5 if fits_context else 4
+    return len(param_names(num_setups, fits_context, fits_expert))
 
 
-def factors_from(prior: Efficiency, x: Sequence[float]) -> Efficiency:
-    """Efficiency from transformed parameters x (1: common scale; 2: compute, memory;
-    3: + step overhead; 4: + collective step latency; 5: + context-encoding step cost)."""
+_POSITIONAL = ("compute", "memory", "step_overhead_s", "comm_latency_s", "context_overhead_s")
+_TO: dict[str, Callable[[float], float]] = {
+    "step_overhead_s": _to_overhead, "comm_latency_s": _to_comm_latency, "context_overhead_s": _to_overhead,
+}
+
+
+def _to_expert(value: float) -> float:
+    return math.log(min(max(value, EXPERT_LO), 1.0))
+
+
+def _from_expert(z: float) -> float:
+    return min(max(math.exp(max(min(z, 10.0), -50.0)), EXPERT_LO), 1.0)
+
+
+def factors_from(prior: Efficiency, x: Sequence[float], names: Sequence[str] | None = None) -> Efficiency:
+    """Efficiency from transformed parameters x, one per name of `names` (default, by length:
+    1: common scale; 2: compute, memory; 3: + step overhead; 4: + collective step latency;
+    5: + context-encoding step cost)."""
+    names = (("scale",) if len(x) == 1 else _POSITIONAL[:len(x)]) if names is None else tuple(names)
+    z = dict(zip(names, x, strict=True))
     zc, zm = _to_unit(prior.compute), _to_unit(prior.memory, MEMORY_LO)
-    overhead, comm_latency, context = prior.step_overhead_s, prior.comm_latency_s, prior.context_overhead_s
-    if len(x) == 1:
-        zc, zm = zc + x[0], zm + x[0]
-    else:
-        zc, zm = x[0], x[1]
-        if len(x) >= 3:
-            overhead = _from_overhead(x[2])
-        if len(x) >= 4:
-            comm_latency = _from_comm_latency(x[3])
-        if len(x) >= 5:
-            context = _from_overhead(x[4])
+    if "scale" in z:
+        zc, zm = zc + z["scale"], zm + z["scale"]
+    zc, zm = z.get("compute", zc), z.get("memory", zm)
     compute, memory = _from_unit(zc), _from_unit(zm, MEMORY_LO)
     attention = min(1.0, prior.attention_compute * compute / prior.compute)
-    return dataclasses.replace(prior, compute=compute, memory=memory, attention_compute=attention,
-                               step_overhead_s=overhead, comm_latency_s=comm_latency, context_overhead_s=context)
+    return dataclasses.replace(
+        prior, compute=compute, memory=memory, attention_compute=attention,
+        step_overhead_s=_from_overhead(z["step_overhead_s"]) if "step_overhead_s" in z else prior.step_overhead_s,
+        comm_latency_s=_from_comm_latency(z["comm_latency_s"]) if "comm_latency_s" in z else prior.comm_latency_s,
+        context_overhead_s=_from_overhead(z["context_overhead_s"]) if "context_overhead_s" in z else prior.context_overhead_s,
+        expert_compute=_from_expert(z["expert_compute"]) if "expert_compute" in z else prior.expert_compute)
 
 
-def _start(prior: Efficiency, k: int) -> list[float]:
-    if k == 1:
-        return [0.0]
-    x = [_to_unit(prior.compute), _to_unit(prior.memory, MEMORY_LO)]
-    if k >= 3:
-        x.append(_to_overhead(prior.step_overhead_s))
-    if k >= 4:
-        x.append(_to_comm_latency(prior.comm_latency_s))
-    if k >= 5:
-        x.append(_to_overhead(prior.context_overhead_s))
-    return x
+def _start(prior: Efficiency, names: Sequence[str] | int) -> list[float]:
+    """The priors as transformed parameters (`names`, or their count as in `factors_from`)."""
+    if isinstance(names, int):
+        names = ("scale",) if names == 1 else _POSITIONAL[:names]
+    out = []
+    for name in names:
+        if name == "scale":
+            out.append(0.0)
+        elif name == "compute":
+            out.append(_to_unit(prior.compute))
+        elif name == "memory":
+            out.append(_to_unit(prior.memory, MEMORY_LO))
+        elif name == "expert_compute":
+            out.append(_to_expert(prior.expert_compute))
+        else:
+            out.append(_TO[name](getattr(prior, name)))
+    return out
 
 
 # ---- optimizer -------------------------------------------------------------------------
@@ -374,21 +416,28 @@ def _loss(pairs: Sequence[tuple[Mapped, float | None]]) -> float:
     return sum(terms) / len(terms) if terms else 0.0
 
 
+def fitted_names(items: Sequence[Mapped], catalog: Catalog, prior: Efficiency) -> tuple[str, ...]:
+    """The factors a fit over `items` moves (`param_names` by their distinct and MoE setups)."""
+    setups = {i.setup for i in items if i.setup is not None}
+    moe = sum(catalog.model(s.model).is_moe for s in setups)
+    return param_names(len(setups), prior.context_overhead_s > 0.0, moe >= MOE_FIT_MIN_SETUPS)
+
+
 def fit_family(data: FitData, catalog: Catalog, prior: Efficiency, items: Sequence[Mapped] | None = None) -> Efficiency:
     """Factors of one family minimizing the module's loss over `items` (default all its fit rows)."""
     items = data.items if items is None else items
     if not items:
         return prior
-    k = num_params(len({i.setup for i in items}), prior.context_overhead_s > 0.0)
-    x0 = _start(prior, k)
+    names = fitted_names(items, catalog, prior)
+    x0 = _start(prior, names)
 
     def objective(x: np.ndarray) -> float:
-        eff = factors_from(prior, list(x))
+        eff = factors_from(prior, list(x), names)
         reg = REGULARIZATION * float(np.sum((np.asarray(x) - np.asarray(x0)) ** 2))
         return _loss(predict(data, catalog, eff, items)) + reg
 
     x, _ = nelder_mead(objective, x0)
-    return factors_from(prior, list(x))
+    return factors_from(prior, list(x), names)
 
 
 def fit(mapped: Sequence[Mapped], catalog: Catalog, table: dict[str, Efficiency],
@@ -438,7 +487,8 @@ def cross_validate(mapped: Sequence[Mapped], catalog: Catalog, table: dict[str, 
 
 # ---- storing the fit -------------------------------------------------------------------
 
-_PRIOR_FIELDS = ("compute", "memory", "attention_compute", "step_overhead_s", "comm_latency_s", "context_overhead_s")
+_PRIOR_FIELDS = ("compute", "memory", "attention_compute", "step_overhead_s", "comm_latency_s", "context_overhead_s",
+                 "expert_compute")
 
 
 def prior_table(text: str, table: dict[str, Efficiency]) -> dict[str, Efficiency]:
@@ -460,8 +510,8 @@ def prior_table(text: str, table: dict[str, Efficiency]) -> dict[str, Efficiency
 
 
 _FACTOR_ORDER = ("compute", "memory", "attention_compute", "comm_bw", "step_overhead_s", "layer_overhead_s", "comm_latency_s", "gemm_half_rows",
-                 "kv_bucket_min_tokens", "context_overhead_s")
-_OPTIONAL_FACTORS = ("context_overhead_s",)
+                 "kv_bucket_min_tokens", "context_overhead_s", "expert_compute")
+_OPTIONAL_FACTORS = ("context_overhead_s", "expert_compute")
 """Factors a family entry may leave out (its value is then the Efficiency default)."""
 
 

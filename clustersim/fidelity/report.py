@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -80,9 +80,11 @@ def print_report(results: Sequence[RowResult], console: Console, cv: dict[str, f
         console.print(skipped)
 
 
-def write_results_csv(results: Sequence[RowResult], path: Path) -> None:
+def write_results_csv(results: Sequence[RowResult], path: Path,
+                      extra: Mapping[str, Mapping[str, str]] | None = None) -> None:
     """Every input row with predicted, error_pct, status and reason columns, written atomically
-    (a temporary file in the same folder, then renamed over `path`)."""
+    (a temporary file in the same folder, then renamed over `path`); `extra` adds columns by
+    row id (e.g. cross-validated predictions; blank for rows it lacks)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     columns: list[str] = []
@@ -91,6 +93,7 @@ def write_results_csv(results: Sequence[RowResult], path: Path) -> None:
             if key not in columns:
                 columns.append(key)
     columns += [c for c in RESULT_COLUMNS if c not in columns]
+    columns += [c for c in dict.fromkeys(k for cols in (extra or {}).values() for k in cols) if c not in columns]
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
@@ -102,6 +105,7 @@ def write_results_csv(results: Sequence[RowResult], path: Path) -> None:
                 record["error_pct"] = "" if r.error_pct is None else f"{r.error_pct:.2f}"
                 record["status"] = r.status
                 record["reason"] = r.reason
+                record.update((extra or {}).get(r.row.id, {}))
                 writer.writerow(record)
         os.replace(tmp, path)
     except BaseException:

@@ -29,6 +29,7 @@ DEFAULT_PATH = Path(__file__).with_name("efficiency.yaml")
 _FRACTIONS = ("compute", "memory", "attention_compute", "comm_bw")
 _TIMES = ("step_overhead_s", "layer_overhead_s", "comm_latency_s")
 _OPTIONAL = ("gemm_half_rows", "kv_bucket_min_tokens", "context_overhead_s")
+_OPTIONAL_FRACTIONS = ("expert_compute",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,10 @@ class Efficiency:
     """Fixed cost of a step that encodes prompts, on top of step_overhead_s (0: none): engines
     that run prompts through a separate compiled context-encoding graph (Neuron) pay it once
     per such step, whatever the model's size."""
+    expert_compute: float = 1.0
+    """Routed-expert (grouped) GEMMs run at this fraction of the `compute` rate (1: like dense
+    GEMMs): per-expert tiles, token permutation and routing kernels cost what one large dense
+    GEMM of the same FLOPs does not."""
 
 
 def _factor(where: str, entry: dict[str, Any], name: str, is_fraction: bool) -> float:
@@ -90,6 +95,7 @@ def parse_efficiency_table(data: Any, source: str = "efficiency.yaml") -> dict[s
         fractions = {n: _factor(where, entry, n, is_fraction=True) for n in _FRACTIONS}
         times = {n: _factor(where, entry, n, is_fraction=False) for n in _TIMES}
         optional = {n: _factor(where, entry, n, is_fraction=False) for n in _OPTIONAL if n in entry}
+        optional |= {n: _factor(where, entry, n, is_fraction=True) for n in _OPTIONAL_FRACTIONS if n in entry}
         fitted = str(entry.get("fitted", "prior"))
         table[str(family)] = Efficiency(family=str(family), fitted=fitted, **fractions, **times, **optional)
     parse_stack_table(data, table, source)
@@ -97,7 +103,7 @@ def parse_efficiency_table(data: Any, source: str = "efficiency.yaml") -> dict[s
 
 
 _STACK_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")
-FACTOR_NAMES = (*_FRACTIONS, *_TIMES, *_OPTIONAL)
+FACTOR_NAMES = (*_FRACTIONS, *_TIMES, *_OPTIONAL, *_OPTIONAL_FRACTIONS)
 
 
 def stack_key(family: str, stack: str) -> str:
@@ -132,7 +138,8 @@ def parse_stack_table(data: Any, families: dict[str, Efficiency], source: str = 
         unknown = sorted(set(entry) - {"why", "fitted", *FACTOR_NAMES})
         if unknown:
             raise SpecError(f"{where}: unknown field(s) {unknown}; valid: why, fitted, {', '.join(FACTOR_NAMES)}")
-        overrides = {n: _factor(where, entry, n, is_fraction=n in _FRACTIONS) for n in FACTOR_NAMES if n in entry}
+        overrides = {n: _factor(where, entry, n, is_fraction=n in _FRACTIONS or n in _OPTIONAL_FRACTIONS)
+                     for n in FACTOR_NAMES if n in entry}
         if not overrides:
             raise SpecError(f"{where}: lists no factor; an entry must override at least one of {', '.join(FACTOR_NAMES)}")
         fitted = str(entry.get("fitted", "prior"))

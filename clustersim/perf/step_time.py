@@ -29,9 +29,11 @@ than sequences) eff.context_overhead_s, the fixed cost of running a separately c
 context-encoding graph (`context_overhead_s`; 0 except where the efficiency data set it).
 
 Rates: linear math at peak(weight dtype) x eff.compute x M / (M + eff.gemm_half_rows) for a
-GEMM of M rows (the step's tokens; for routed experts, the tokens per touched expert): small
-GEMMs leave tensor units idle (tile quantization, too few rows to hide latency), attention at the bf16 peak x
-eff.attention_compute, HBM at bw x eff.memory, each times `tp` chips. With pp > 1 this is
+GEMM of M rows (the step's tokens; for routed experts, the tokens per touched expert, at a
+further eff.expert_compute: grouped GEMMs with token permutation run below one dense GEMM's
+rate): small GEMMs leave tensor units idle (tile quantization, too few rows to hide latency),
+attention at the bf16 peak x eff.attention_compute, HBM at bw x eff.memory, each times `tp`
+chips. With pp > 1 this is
 the latency of one batch through all stages (each stage holds 1/pp of the work on tp
 chips); keeping pp batches in flight, which PP serving needs for throughput, is the
 engine's business. Activation traffic and embedding lookups are left out.
@@ -190,7 +192,7 @@ def _build_constants(replica: ReplicaPerf) -> _Constants:
     return _Constants(
         overhead_s=eff.step_overhead_s + eff.layer_overhead_s * m.num_layers,
         gemm_flops_s=chip.peak_flops_s(weights.block_dtype) * eff.compute * tp,
-        moe_flops_s=chip.peak_flops_s(replica.weight_dtype) * eff.compute * tp,
+        moe_flops_s=chip.peak_flops_s(replica.weight_dtype) * eff.compute * eff.expert_compute * tp,
         gemm_half_rows=eff.gemm_half_rows,
         dense_half_rows=eff.gemm_half_rows * attn_dp,  # M = T / attn_dp rows per rank
         attn_flops_s=chip.peak_flops_s("bf16") * eff.attention_compute * tp,
