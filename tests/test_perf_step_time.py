@@ -152,6 +152,30 @@ def test_deepseek_v3_decode_on_8xh200_tp8_ep8():
     assert cost.flops == pytest.approx(dense_flops + moe_flops + attn_flops, rel=REL)
 
 
+def test_mla_prompt_pairs_run_the_expanded_form():
+    """DeepSeek-V3 MLA: decode pairs cost the absorbed form, prompt pairs the expanded one
+    (2 x 128 heads x (128 nope + 64 rope + 128 v) = 81,920 FLOPs per pair per layer, against
+    2 x 128 x (2 x 512 + 64) = 278,528 absorbed)."""
+    replica = ReplicaPerf(H200, DEEPSEEK_V3, tp=8, efficiency=TEST_EFF)
+    absorbed, expanded = 2 * 128 * (2 * 512 + 64), 2 * 128 * (128 + 64 + 128)
+    assert (absorbed, expanded) == (278528, 81920)
+    base = step_cost(replica, BatchLoad(num_tokens=2048, num_prefill_tokens=2048, num_seqs=1, num_sampled=1,
+                                        attn_pairs=0.0, kv_read_tokens=0))
+    # a 2048-token prompt after 1000 cached tokens: pairs 2048 x 1000 + 2048 x 2049 / 2, keys read 3048
+    pairs, kv_read = 2048 * 1000 + 2048 * 2049 / 2, 3048
+    prompt = step_cost(replica, BatchLoad(num_tokens=2048, num_prefill_tokens=2048, num_seqs=1, num_sampled=1,
+                                          attn_pairs=pairs, kv_read_tokens=kv_read))
+    attn_flops = 61 * (absorbed * kv_read + expanded * (pairs - kv_read))
+    assert prompt.flops - base.flops == pytest.approx(attn_flops, rel=1e-12)
+    # far below the absorbed count the prompt used to be charged (3.4x)
+    assert 61 * absorbed * pairs / attn_flops == pytest.approx(3.39, abs=0.01)
+    # a decode step (one pair per key read) is all absorbed, as before
+    decode = step_cost(replica, BatchLoad(num_tokens=64, num_seqs=64, num_sampled=64, attn_pairs=64 * 900.0,
+                                          kv_read_tokens=64 * 900))
+    no_attn = step_cost(replica, BatchLoad(num_tokens=64, num_seqs=64, num_sampled=64, attn_pairs=0.0, kv_read_tokens=0))
+    assert decode.flops - no_attn.flops == pytest.approx(61 * absorbed * 64 * 900, rel=1e-12)
+
+
 def test_experts_touched_saturate():
     replica = ReplicaPerf(H200, DEEPSEEK_V3, tp=8, efficiency=TEST_EFF)
     one = step_cost(replica, BatchLoad(num_tokens=1, num_seqs=1, num_sampled=0, attn_pairs=1.0, kv_read_tokens=1))

@@ -12,9 +12,12 @@ classes run one after another:
   mean rank's, and the expert-read time by its distinct experts over the mean's
   (`moe_balance`: expected maxima under uniform routing, no fitted parameter). FLOPs and
   bytes (the work) are unchanged;
-- attention: 4 x num_heads x head_dim FLOPs per query-key pair (QK^T and PV); MLA uses the
-  absorbed (weight-folded) form, 2 x num_heads x (2 x kv_lora_rank + qk_rope_head_dim) per
-  pair, exact for decode and an overestimate for prefill, which runs the unabsorbed form;
+- attention: 4 x num_heads x head_dim FLOPs per query-key pair (QK^T and PV). MLA runs two
+  forms, as vLLM, SGLang and TensorRT-LLM do: decode the absorbed (weight-folded) one, 2 x
+  num_heads x (2 x kv_lora_rank + qk_rope_head_dim) per pair, prompts the expanded one, 2 x
+  num_heads x (qk_nope + qk_rope + v_head dims) per pair (3.4x fewer for DeepSeek-V3). A
+  step's pairs beyond one per key read (attn_pairs - kv_read_tokens: 0 for a decode, (n-1)(c
+  + n/2) for an n-token chunk after c cached ones) are counted as prompt pairs;
   bytes are the KV entries read (kv_read_tokens x KV bytes per token, TP copies included).
   Sliding-window layers see at most `window` keys per query and keep `window` entries per
   sequence; the batch aggregates only allow the mean-context approximation
@@ -150,6 +153,8 @@ class _Constants:
     expert_bytes_all_layers: float
     moe_flops_per_token: float
     flops_per_pair_full: float
+    prompt_flops_per_pair_full: float
+    """MLA only (else 0): FLOPs per query-key pair of the expanded form prompts run in."""
     flops_per_pair_sliding: float
     kv_bytes_full: float
     kv_bytes_sliding: float
@@ -181,8 +186,10 @@ def _build_constants(replica: ReplicaPerf) -> _Constants:
     num_moe = m.num_moe_layers
     num_sliding = m.num_sliding_layers if m.sliding_window > 0 else 0
     num_full = m.num_layers - num_sliding
-    if m.attention == "mla":
+    prompt_flops_per_pair = 0.0
+    if m.attention == "mla":  # decode: absorbed (scores and values over the latent); prompts: expanded heads
         flops_per_pair = 2.0 * m.num_heads * (2 * m.kv_lora_rank + m.qk_rope_head_dim)
+        prompt_flops_per_pair = 2.0 * m.num_heads * (m.qk_nope_head_dim + m.qk_rope_head_dim + m.v_head_dim)
     else:
         flops_per_pair = 4.0 * m.num_heads * m.head_dim
     kv_layer = kv_bytes_per_layer_token(m, replica.kv_dtype) * kv_replication(m, replica.attn_tp)
@@ -209,6 +216,7 @@ def _build_constants(replica: ReplicaPerf) -> _Constants:
         expert_bytes_all_layers=weights.expert_bytes * num_moe,
         moe_flops_per_token=2.0 * m.num_experts_per_tok * groups.expert * num_moe,
         flops_per_pair_full=flops_per_pair * num_full,
+        prompt_flops_per_pair_full=prompt_flops_per_pair * num_full,
         flops_per_pair_sliding=flops_per_pair * num_sliding,
         kv_bytes_full=kv_layer * num_full,
         kv_bytes_sliding=kv_layer * num_sliding,
@@ -340,7 +348,10 @@ def _attention_terms(c: _Constants, pairs: Any, kv_read: Any, num_tokens: Any, n
         else:
             pairs = num_tokens * bucket if decode else pairs * (bucket / context) ** 2
         kv_read = num_seqs * bucket
-    flops = c.flops_per_pair_full * pairs
+    if c.prompt_flops_per_pair_full:  # MLA: pairs beyond one per key read are prompt pairs (expanded form)
+        flops = c.flops_per_pair_full * kv_read + c.prompt_flops_per_pair_full * (pairs - kv_read)
+    else:
+        flops = c.flops_per_pair_full * pairs
     hbm = c.kv_bytes_full * kv_read
     if c.has_sliding:
         flops = flops + c.flops_per_pair_sliding * minimum(pairs, num_tokens * c.window)
