@@ -56,6 +56,7 @@ from clustersim.fidelity.runner import (
     ONLINE_MAX_NUM_SEQS,
     _serve,
     closed_loop,
+    closed_loop_specs,
     concurrency_metrics,
     engine_limits,
     fixed_schedule,
@@ -140,7 +141,7 @@ def record_schedule(setup: Setup, catalog: Catalog, eff: Efficiency) -> Schedule
     if setup.mode == "concurrency":
         loop = closed_loop(setup)
         max_seqs, max_tokens = engine_limits(setup, ONLINE_MAX_NUM_SEQS, ONLINE_MAX_BATCHED_TOKENS)
-        done = _serve(replica, capacity, max_seqs, max_tokens, loop.first_requests(), closed=loop, on_steps=log)
+        done = _serve(replica, capacity, max_seqs, max_tokens, closed_loop_specs(setup, loop), closed=loop, on_steps=log)
     else:
         num, max_seqs, max_tokens = fixed_schedule(setup, capacity)
         done = _serve(replica, capacity, max_seqs, max_tokens, offline_specs(setup, capacity, num, max_seqs), on_steps=log)

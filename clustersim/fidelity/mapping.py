@@ -43,7 +43,9 @@ Choices (each a documented approximation, not a per-row constant):
   or per-step token budget (`stated_limits`; runner.engine_limits), in place of the
   runner's defaults; a concurrency or offline row's stated number of prompts ("3000
   prompts") is the number of requests its run sends (`stated_num_prompts`); an offline row
-  with a stated count is a finite burst, measured as tokens / makespan (runner).
+  with a stated count is a finite burst, measured as tokens / makespan (runner); a
+  concurrency row measured by a stable-window tool (perf_analyzer, genai-perf, AIPerf:
+  `measures_steady_window`) is measured over the steady window, from a desynchronized start.
 - serving stack: the engine the row's source names (`stack_of`, first match of `STACKS`):
   its `family/stack` efficiency entry when efficiency.yaml has one (perf.efficiency.resolve),
   else the family's factors. A source naming no engine gets "" (family factors).
@@ -109,6 +111,9 @@ class Setup:
     source (`stated_num_prompts`); 0: the runner's default."""
     stack: str = ""
     """Serving stack named by the row's source (`stack_of`); "": none named."""
+    steady_window: bool = False
+    """A concurrency row measured by a stable-window tool (`measures_steady_window`): its run
+    starts desynchronized and its metrics cover the steady window only (runner)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +263,23 @@ def stated_num_prompts(source: str) -> int:
     return int(m.group(1).replace(",", "")) if m else 0
 
 
+_STEADY_TOOLS = re.compile(r"\b(?:genai-perf|aiperf|perf[_ ]analyzer)\b", re.IGNORECASE)
+
+
+def measures_steady_window(source: str) -> bool:
+    """Whether a row's source names a benchmark tool that reports a stable measurement window
+    (Triton perf_analyzer and its front ends genai-perf and AIPerf measure in windows until
+    consecutive windows agree, so the opening burst of a closed loop is not in the figures);
+    `vllm bench serve` and guidellm report every request of the run.
+
+    >>> measures_steady_window("NVIDIA NIM docs, AIPerf closed loop c=25"), measures_steady_window("genai-perf")
+    (True, True)
+    >>> measures_steady_window("vllm bench serve random 3000 prompts"), measures_steady_window("guidellm concurrent")
+    (False, False)
+    """
+    return bool(_STEADY_TOOLS.search(source))
+
+
 def padded_model(model: ModelSpec, tp: int) -> ModelSpec:
     """`model` with attention heads padded up to a multiple of `tp` (unchanged if it divides).
 
@@ -381,5 +403,6 @@ def map_row(row: Row, catalog: Catalog, efficiency: dict[str, Efficiency]) -> Ma
         ttft_limit_s=row.ttft_limit_s, tpot_limit_s=row.tpot_limit_s, attn_dp=attn_dp,
         num_kv_heads=deployed.num_kv_heads, max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
         num_requests=num_requests, stack=stack,
+        steady_window=row.mode == "concurrency" and not num_requests and measures_steady_window(source),
     )
     return Mapped(row, setup)

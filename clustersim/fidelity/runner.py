@@ -405,7 +405,7 @@ def _staggered(specs: list[RequestSpec], batch: int) -> list[RequestSpec]:
     for j in range(min(batch, len(out))):
         s = out[j]
         out[j] = RequestSpec(s.request_id, s.arrival_s, s.num_prompt_tokens,
-                             max(1, math.ceil(s.num_output_tokens * (j + 1) / batch)))
+                             max(1, math.ceil(s.num_output_tokens * (j + 1) / batch)), s.client_id)
     return out
 
 
@@ -438,13 +438,44 @@ def closed_loop(setup: Setup) -> ClosedLoopSource:
     return ClosedLoopSource(np.random.default_rng(SEED), clients, FixedLengths(setup.isl, setup.osl), num)
 
 
+def closed_loop_specs(setup: Setup, loop: ClosedLoopSource) -> list[RequestSpec]:
+    """The t=0 requests of a concurrency run: all at once, except for a stable-window
+    measurement (`Setup.steady_window`: perf_analyzer / genai-perf / AIPerf), whose first wave
+    is staggered (`_staggered`): it sees clients whose requests end at spread times, not
+    fixed-length clients that stay in lock-step waves forever."""
+    specs = loop.first_requests()
+    return _staggered(specs, loop.num_clients) if setup.steady_window else specs
+
+
+def steady_mask(finish_s: np.ndarray) -> np.ndarray:
+    """The requests `steady_rate` counts: those finishing between the 25th and 75th percentile
+    finish times (all of them for fewer than 8).
+
+    >>> steady_mask(np.array([8.0, 1, 2, 3, 4, 5, 6, 7])).nonzero()[0].tolist()
+    [3, 4, 5, 6]
+    """
+    n = len(finish_s)
+    if n < 8:
+        return np.ones(n, dtype=bool)
+    order = np.argsort(finish_s, kind="stable")
+    keep = np.zeros(n, dtype=bool)
+    keep[order[n // 4:(3 * n) // 4]] = True
+    return keep
+
+
 def concurrency_metrics(setup: Setup, arrival: np.ndarray, first: np.ndarray, finish: np.ndarray,
                         num_out: np.ndarray) -> dict[str, float]:
-    """Latency metrics and the throughput of a closed-loop run: output tokens / makespan when
-    the source states how many prompts the benchmark sent (what `vllm bench serve` reports:
-    total output over the duration, ramp and drain included; one wave of 320 prompts at
-    concurrency 320 is all ramp and drain), else the steady completion rate (`steady_rate`)."""
-    metrics = latency_metrics(arrival, first, finish, num_out)
+    """Latency metrics and the throughput of a closed-loop run. Throughput: output tokens /
+    makespan when the source states how many prompts the benchmark sent (what `vllm bench
+    serve` reports: ramp and drain included; one wave of 320 prompts at concurrency 320 is all
+    ramp and drain), else the steady completion rate (`steady_rate`). Latencies: over every
+    request, except for a stable-window tool (`Setup.steady_window`): over the requests
+    `steady_mask` keeps."""
+    if setup.steady_window:
+        keep = steady_mask(finish)
+        metrics = latency_metrics(arrival[keep], first[keep], finish[keep], num_out[keep])
+    else:
+        metrics = latency_metrics(arrival, first, finish, num_out)
     rate = float(num_out.sum() / finish.max()) if setup.num_requests else steady_rate(finish, num_out)
     total = rate * setup.num_replicas
     metrics["output_tok_s_total"] = total
@@ -475,7 +506,7 @@ def run_setup(setup: Setup, catalog: Catalog, eff: Efficiency) -> Outcome:
     if mode == "concurrency":
         loop = closed_loop(setup)
         max_seqs, max_tokens = engine_limits(setup, ONLINE_MAX_NUM_SEQS, ONLINE_MAX_BATCHED_TOKENS)
-        done = _serve(replica, capacity, max_seqs, max_tokens, loop.first_requests(), closed=loop)
+        done = _serve(replica, capacity, max_seqs, max_tokens, closed_loop_specs(setup, loop), closed=loop)
         return Outcome(concurrency_metrics(setup, *_arrays(done)))
     if mode == "qps":
         rate = (setup.load or 1.0) / setup.num_replicas
