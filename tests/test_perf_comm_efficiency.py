@@ -12,7 +12,7 @@ from clustersim.perf import AlphaBetaComm, CommModel, ReplicaPerf, efficiency_fo
 from clustersim.perf.efficiency import DEFAULT_PATH, parse_efficiency_table
 from perf_specs import DEEPSEEK_V3, H100, H200, LLAMA_8B, LLAMA_70B
 
-FAMILIES = {"nvidia-ampere", "nvidia-hopper", "nvidia-blackwell", "amd-cdna3", "amd-cdna4", "google-tpu", "aws-neuron"}
+FAMILIES = {"nvidia-ampere", "nvidia-ada", "nvidia-hopper", "nvidia-blackwell", "amd-cdna3", "amd-cdna4", "google-tpu", "aws-neuron"}
 
 
 def test_alpha_beta_hand_values():

@@ -22,6 +22,7 @@ from clustersim.errors import SpecError
 
 FAMILIES: Final = (
     "nvidia-ampere",
+    "nvidia-ada",
     "nvidia-hopper",
     "nvidia-blackwell",
     "amd-cdna3",
