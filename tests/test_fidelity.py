@@ -245,3 +245,33 @@ def test_results_csv_extra_columns_by_row_id(tmp_path: Path) -> None:
     assert list(written["R1"])[-2:] == ["cv_predicted", "cv_error_pct"]
     assert (written["R1"]["cv_predicted"], written["R1"]["cv_error_pct"]) == ("12", "-3.50")
     assert written["R2"]["cv_predicted"] == "" and written["R3"]["status"] == "skipped"
+
+
+def test_published_spellings_of_chips_precisions_and_layouts(tmp_path: Path) -> None:
+    """Names as MLPerf and vendor tables write them map to the catalog's parts; other
+    variants and pipeline layouts are skipped with the reason, never simulated as something else."""
+    from clustersim.catalog import load_catalog
+    from clustersim.fidelity.evaluate import map_rows
+    from clustersim.perf.efficiency import load_stack_table
+
+    def row(rid: str, chip: str, precision: str, parallelism: str, chips: str = "8") -> list[str]:
+        return [rid, chip, chips, "llama-3.1-8b", precision, "128", "64", "batch", "4", "", "", parallelism,
+                "output_tok_s_total", "100", "hand"]
+
+    rows = read_rows(_write(tmp_path / "spell.csv", [
+        row("A", "H100-SXM-80GB", "bfloat16", "tp=8"),
+        row("B", "MI300X-192GB", "W8A8", "tensor-parallel-size 8"),
+        row("C", "B200-SXM-180GB", "AWQ", "TP8"),
+        row("D", "A100 40GB", "bf16", "TP8"),
+        row("E", "H100 PCIe", "bf16", "TP8"),
+        row("F", "H100", "bf16", "TP4xPP2"),
+        row("G", "H100", "float8_e4m3", "TP8 PP2"),
+    ]))
+    by_id = {m.row.id: m for m in map_rows(rows, load_catalog(), load_stack_table())}
+    assert (by_id["A"].setup.chip, by_id["A"].setup.weight_dtype, by_id["A"].setup.tp) == ("H100", "bf16", 8)
+    assert (by_id["B"].setup.chip, by_id["B"].setup.weight_dtype, by_id["B"].setup.tp) == ("MI300X", "int8", 8)
+    assert (by_id["C"].setup.chip, by_id["C"].setup.weight_dtype) == ("B200", "int4")
+    assert by_id["D"].setup is None and "80 GB" in by_id["D"].reason and "40 GB" in by_id["D"].reason
+    assert by_id["E"].setup is None and "unknown chip" in by_id["E"].reason  # a PCIe card is another chip
+    for rid in ("F", "G"):
+        assert by_id[rid].setup is None and "pipeline parallelism" in by_id[rid].reason

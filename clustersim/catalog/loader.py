@@ -11,6 +11,7 @@ so a user overrides a shipped H100 by dropping their own `h100.yaml` in their di
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,8 +58,23 @@ class Catalog:
     models: Mapping[str, ModelSpec]
 
     def chip(self, name: str) -> ChipSpec:
-        """The chip called `name` (or an alias of it); SpecError listing known chips if none."""
-        return _resolve(self.chips, name, "chip")
+        """The chip called `name` (or an alias of it), also when `name` adds a form factor
+        and the chip's own memory ("H100-SXM-80GB", "MI300X-192GB"); SpecError listing known
+        chips if none, or naming the memory when `name` is another variant ("A100 40GB")."""
+        try:
+            return _resolve(self.chips, name, "chip")
+        except SpecError as unknown:
+            base, gb = split_chip_variant(name)
+            if base == name:
+                raise
+            try:
+                chip = _resolve(self.chips, base, "chip")
+            except SpecError:
+                raise unknown from None
+            if gb is not None and abs(chip.hbm_bytes / 1e9 - gb) > 0.03 * gb and abs(chip.hbm_bytes / 2**30 - gb) > 0.03 * gb:
+                raise SpecError(f"unknown chip {name!r}: the catalog's {chip.name} has {chip.hbm_bytes / 1e9:.0f} GB of "
+                                f"HBM, not {gb:g} GB; add a chip file for that variant (--models DIR/chips/)") from None
+            return chip
 
     def model(self, name: str) -> ModelSpec:
         """The model called `name` (or an alias of it); SpecError listing known models if none."""
@@ -67,6 +83,25 @@ class Catalog:
     def __reduce__(self) -> tuple[Any, tuple[dict[str, ChipSpec], dict[str, ModelSpec]]]:
         # read-only mapping proxies do not pickle; rebuild them (sweeps send catalogs to workers)
         return _freeze, (dict(self.chips), dict(self.models))
+
+
+_VARIANT = re.compile(r"^(?P<base>.*?)(?:[\s_-]*(?:SXM\d?|OAM|HBM\d?e?))*(?:[\s_-]*(?P<gb>\d+(?:\.\d+)?)\s*GB)?$",
+                      re.IGNORECASE)
+
+
+def split_chip_variant(name: str) -> tuple[str, float | None]:
+    """A chip name without trailing form-factor words (SXM, OAM, HBM3e: the parts the catalog
+    describes; PCIe cards are other chips) and memory size, and that size in GB (None if not
+    stated): how MLPerf and vendor tables name a part.
+
+    >>> split_chip_variant("H100-SXM-80GB"), split_chip_variant("MI300X-192GB"), split_chip_variant("B200")
+    (('H100', 80.0), ('MI300X', 192.0), ('B200', None))
+    """
+    m = _VARIANT.match(name.strip())
+    if not m or not m.group("base"):
+        return name, None
+    gb = m.group("gb")
+    return m.group("base"), float(gb) if gb else None
 
 
 def _resolve(specs: Mapping[str, Spec], name: str, kind: str) -> Spec:

@@ -8,8 +8,9 @@ Choices (each a documented approximation, not a per-row constant):
 - precision -> (weight_dtype, kv_dtype): a string containing fp4 (nvfp4, mxfp4) -> fp4
   weights, fp8 KV; fp8 -> fp8/fp8; int8 (e.g. "int8-weight(bf16 compute)") -> int8 weights
   with math at the bf16 rate (the chip has no int8 peak in the catalog), bf16 KV; int4 ->
-  int4/bf16; bf16/fp16 -> bf16/bf16; blank -> the model's own dtype, bf16 KV. Anything else
-  is skipped ("precision not understood").
+  int4/bf16 (also AWQ, GPTQ, w4a16); w8a8 / w8a16 -> int8/bf16; float8 / e4m3 -> fp8;
+  bf16/fp16 (bfloat16, float16) -> bf16/bf16; blank -> the model's own dtype, bf16 KV.
+  Anything else is skipped ("precision not understood").
 - parallelism: `TPn` sets the tensor-parallel degree; when n exceeds the row's chip count
   and is a multiple of it, n counts logical cores (Inferentia2 / Trainium1: 2 NeuronCores
   per chip, Trainium2: 4), so tp = chips. `DEPn` (attention data-parallel + expert parallel)
@@ -23,7 +24,9 @@ Choices (each a documented approximation, not a per-row constant):
   divide num_experts (SGLang places 256 experts plus redundant copies on 72 ranks), and a
   prefill/decode row (one pool of a disaggregated deployment, per-chip metrics) may state a
   pool that does not divide the deployment's chip count (EP72 decode of 96 GPUs).
-  `EPn` alone sets ep. Replicas = chips / chips-per-replica (not a divisor -> skipped).
+  `EPn` alone sets ep; "tp=8" and "tensor-parallel-size 8" read as TP8. Pipeline stages
+  (PPn, TP4xPP2, pp=2) are not simulated here: such a row is skipped with that reason rather
+  than run as more, smaller replicas. Replicas = chips / chips-per-replica (not a divisor -> skipped).
   Blank or not understood (e.g. "PD disaggregation ...") -> clustersim's plan: the smallest
   tp (dividing the heads, dividing the chip count, within the scale-up domain) whose
   replica holds KV for `PLAN_MIN_SEQS` sequences of isl + osl, else the largest that fits;
@@ -139,21 +142,37 @@ def dtypes_of(precision: str, model: ModelSpec) -> tuple[str, str] | None:
 
     >>> dtypes_of("fp4", None), dtypes_of("int8-weight(bf16 compute)", None), dtypes_of("fp8", None)
     (('fp4', 'fp8'), ('int8', 'bf16'), ('fp8', 'fp8'))
+    >>> dtypes_of("AWQ", None), dtypes_of("W8A8", None), dtypes_of("float8_e4m3", None), dtypes_of("bfloat16", None)
+    (('int4', 'bf16'), ('int8', 'bf16'), ('fp8', 'fp8'), ('bf16', 'bf16'))
     """
     p = precision.lower()
     if not p:
         return (model.weight_dtype, "bf16")
     if "fp4" in p:
         return ("fp4", "fp8")
-    if "int4" in p or "w4" in p:
+    if "int4" in p or "w4" in p or "awq" in p or "gptq" in p:
         return ("int4", "bf16")
-    if "int8" in p:
+    if "int8" in p or "w8a8" in p or "w8a16" in p:
         return ("int8", "bf16")
-    if "fp8" in p:
+    if "fp8" in p or "float8" in p or "e4m3" in p:
         return ("fp8", "fp8")
-    if "bf16" in p or "fp16" in p:
+    if "bf16" in p or "fp16" in p or "bfloat16" in p or "float16" in p or p == "half":
         return ("bf16", "bf16")
     return None
+
+
+_TP_SPELLED = re.compile(r"\bTP\s*[=:]\s*(\d+)|\bTENSOR[\s_-]*PARALLEL(?:ISM)?(?:[\s_-]*SIZE)?\s*[=:]?\s*(\d+)")
+_PP = re.compile(r"\bPP\s*[=:]?\s*(\d+)|\bPIPELINE[\s_-]*PARALLEL(?:ISM)?(?:[\s_-]*SIZE)?\s*[=:]?\s*(\d+)|TP\d+\s*[X*]?\s*PP(\d+)")
+
+
+def stated_pipeline_stages(text: str) -> int:
+    """Pipeline stages a parallelism string states (PP2, TP4xPP2, pp=2), 1 if none.
+
+    >>> stated_pipeline_stages("TP4xPP2"), stated_pipeline_stages("TP8 PP2"), stated_pipeline_stages("pp=4"), stated_pipeline_stages("TP8")
+    (2, 2, 4, 1)
+    """
+    m = _PP.search(text.upper())
+    return int(next(g for g in m.groups() if g)) if m else 1
 
 
 def parse_parallelism(text: str) -> tuple[int | None, int | None]:
@@ -163,20 +182,23 @@ def parse_parallelism(text: str) -> tuple[int | None, int | None]:
     ((8, None), (4, 4), (None, None))
     >>> parse_parallelism("PD disaggregation; DP-attention + large EP (EP32-class prefill)")
     (32, 32)
+    >>> parse_parallelism("tp=8"), parse_parallelism("tensor-parallel-size 4"), parse_parallelism("TP4xPP2")
+    ((8, None), (4, None), (4, None))
     """
     t = text.upper()
     dep = re.search(r"\bDEP(\d+)", t)
     if dep:
         n = int(dep.group(1))
         return n, n
-    tp = re.search(r"\bTP(\d+)", t)
+    tp = re.search(r"\bTP(\d+)", t) or _TP_SPELLED.search(t)
     ep = re.search(r"\bEP(\d+)\b", t)
     if _DP_ATTENTION.search(t) and ep and not tp:  # "DP-attention + large EP (EP32-class ...)": DEP32
         n = int(ep.group(1))
         return n, n
     if "PD" in t and "DISAGG" in t:  # no degree stated: let the planner choose
         return None, None
-    return (int(tp.group(1)) if tp else None), (int(ep.group(1)) if ep else None)
+    tp_n = next((int(g) for g in tp.groups() if g), None) if tp else None
+    return tp_n, (int(ep.group(1)) if ep else None)
 
 
 def is_dep(text: str) -> bool:
@@ -364,6 +386,9 @@ def map_row(row: Row, catalog: Catalog, efficiency: dict[str, Efficiency]) -> Ma
         return Mapped(row, None, f"precision {row.precision!r} not understood")
     wdt, kvdt = dtypes
     isl, osl = max(1, round(row.isl)), max(1, round(row.osl))
+    if stated_pipeline_stages(row.parallelism) > 1:
+        return Mapped(row, None, f"parallelism {row.parallelism!r}: pipeline parallelism is not simulated by the "
+                                 "fidelity runner (one replica's steps run back to back; valid: TPn, EPn, DEPn, DPn)")
     tp, ep = parse_parallelism(row.parallelism)
     attn_dp = 1
     num_shards = 0  # logical cores when the stated TP counts them
