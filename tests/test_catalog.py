@@ -474,3 +474,21 @@ def test_public_api_types():
     catalog = load_catalog()
     assert isinstance(catalog, Catalog)
     assert all(isinstance(c, ChipSpec) for c in catalog.chips.values())
+
+
+@pytest.mark.parametrize(("published", "model"), [
+    ("llama2-70b-99.9", "llama-2-70b"),  # MLPerf benchmark name with its accuracy target
+    ("Llama-2-70b-chat-hf", "llama-2-70b"),
+    ("mistralai/Mixtral-8x7B-Instruct-v0.1", "mixtral-8x7b"),
+    ("nvidia/Llama-3.3-70B-Instruct-FP4", "llama-3.3-70b"),  # a quantized checkpoint: same architecture
+    ("Meta-Llama-3.1-70B-Instruct", "llama-3.1-70b"),
+    ("Qwen3-235B-A22B-FP8", "qwen3-235b-a22b"),
+    ("mistral-7b-v0.2", "mistral-7b-v0.2"),  # an exact name keeps its release tag
+])
+def test_published_model_names_resolve(published, model):
+    assert load_catalog().model(published).name == model
+
+
+def test_other_releases_stay_unknown():
+    with pytest.raises(SpecError, match="unknown model 'Mistral-7B-Instruct-v0.3'"):
+        load_catalog().model("Mistral-7B-Instruct-v0.3")  # another vocabulary: not v0.2

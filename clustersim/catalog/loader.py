@@ -77,8 +77,19 @@ class Catalog:
             return chip
 
     def model(self, name: str) -> ModelSpec:
-        """The model called `name` (or an alias of it); SpecError listing known models if none."""
-        return _resolve(self.models, name, "model")
+        """The model called `name` (or an alias of it), also under the names published rows
+        use for the same architecture (`model_name_variants`: an org prefix, an instruct/chat
+        or quantized-checkpoint suffix, MLPerf's accuracy target); SpecError listing known
+        models if none."""
+        try:
+            return _resolve(self.models, name, "model")
+        except SpecError as unknown:
+            for variant in model_name_variants(name)[1:]:
+                try:
+                    return _resolve(self.models, variant, "model")
+                except SpecError:
+                    continue
+            raise unknown from None
 
     def __reduce__(self) -> tuple[Any, tuple[dict[str, ChipSpec], dict[str, ModelSpec]]]:
         # read-only mapping proxies do not pickle; rebuild them (sweeps send catalogs to workers)
@@ -102,6 +113,33 @@ def split_chip_variant(name: str) -> tuple[str, float | None]:
         return name, None
     gb = m.group("gb")
     return m.group("base"), float(gb) if gb else None
+
+
+_MODEL_SUFFIX = re.compile(r"[-_ ](?:99(?:\.9)?|instruct|chat|hf|it|fp8|fp4|nvfp4|mxfp4|int4|int8|awq|gptq|w8a8|w4a16|"
+                           r"quantized|dynamic|fp8-dynamic|v\d+(?:\.\d+)?)$", re.IGNORECASE)
+
+
+def model_name_variants(name: str) -> list[str]:
+    """`name`, then the same architecture's name as published rows vary it: without an org
+    prefix ("nvidia/"), a "Meta-" prefix, and trailing suffixes one at a time (MLPerf's
+    "-99" / "-99.9" accuracy targets, -Instruct, -chat, -hf, quantized-checkpoint tags, a
+    release tag such as -v0.1: the exact name is always tried first).
+
+    >>> model_name_variants("nvidia/Llama-3.3-70B-Instruct-FP8")[-1], model_name_variants("llama2-70b-99.9")[-1]
+    ('Llama-3.3-70B', 'llama2-70b')
+    >>> model_name_variants("Meta-Llama-3-8B-Instruct")[-1]
+    'Llama-3-8B'
+    """
+    out = [name]
+    base = name.rsplit("/", 1)[-1]
+    if base.lower().startswith("meta-"):
+        base = base[5:]
+    if base != name:
+        out.append(base)
+    while (stripped := _MODEL_SUFFIX.sub("", base)) != base:
+        base = stripped
+        out.append(base)
+    return out
 
 
 def _resolve(specs: Mapping[str, Spec], name: str, kind: str) -> Spec:
