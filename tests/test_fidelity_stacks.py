@@ -40,6 +40,9 @@ def _doc() -> dict:
     # the PyTorch/XLA-era vLLM TPU recipe is its own stack although it also says "vLLM"
     ("tpu-recipes (2025-02-27); vLLM TPU (PyTorch/XLA era), v6e-4", "vllm-torchxla"),
     ("vLLM TPU serving Llama-3.3-70B on v6e-8, TP8", "vllm"),
+    # V1 on PyTorch/XLA (Apr 2025) runs like today's vLLM TPU: only the pre-V1 worker is its own stack
+    ("vllm PR #16458; vLLM V1 TPU backend (PyTorch/XLA era), v6e-1", "vllm"),
+    ("vLLM with VLLM_USE_V1=1 on torch_xla 2.7, v6e-1", "vllm"),
     ("AI-Hypercomputer/JetStream experimental/jax/README.md", "jetstream"),
     ("MLPerf v5.1, Cisco, TensorRT-LLM 0.x, TRT", "tensorrt-llm"),
     ("NVIDIA TensorRT-LLM perf-overview, trtllm-bench offline", "tensorrt-llm"),
