@@ -101,7 +101,7 @@ def test_steady_window_run_is_refittable_and_desynchronized(load: float, isl: in
 def test_think_time_would_make_the_schedule_depend_on_step_times(monkeypatch: pytest.MonkeyPatch) -> None:
     """The converse, so the check above can fail: with think time a follower arrives at a
     time, not at a step, and slower steps change which step it joins."""
-    import clustersim.fidelity.calibrate as calibrate
+    import clustersim.fidelity.runner as runner
     from clustersim.fidelity.runner import closed_loop
 
     def thinking(setup: Setup):
@@ -109,7 +109,7 @@ def test_think_time_would_make_the_schedule_depend_on_step_times(monkeypatch: py
         loop.think_time_s = 0.013
         return loop
 
-    monkeypatch.setattr(calibrate, "closed_loop", thinking)
+    monkeypatch.setattr(runner, "closed_loop", thinking)
     setup = _setup(24, 2000, 17)
     eff = TABLE[setup.family]
     assert _steps(record_schedule(setup, CATALOG, eff)) != _steps(record_schedule(setup, CATALOG, _slow(eff)))

@@ -52,21 +52,14 @@ import numpy as np
 from clustersim.catalog import Catalog
 from clustersim.fidelity.mapping import Mapped, Setup
 from clustersim.fidelity.runner import (
-    ONLINE_MAX_BATCHED_TOKENS,
-    ONLINE_MAX_NUM_SEQS,
-    _serve,
-    closed_loop,
-    closed_loop_specs,
     concurrency_metrics,
-    engine_limits,
-    fixed_schedule,
     fixed_schedule_metrics,
     make_replica,
-    offline_specs,
+    run_fixed_schedule,
     run_setup,
 )
 from clustersim.perf import ReplicaPerf, decode_run_costs, step_time_s
-from clustersim.perf.efficiency import Efficiency, resolve, stack_key
+from clustersim.perf.efficiency import OPTIONAL_FACTORS, Efficiency, resolve, stack_key
 from clustersim.perf.load import BatchLoad
 from clustersim.serving.engine import StepSpan
 
@@ -138,13 +131,7 @@ def record_schedule(setup: Setup, catalog: Catalog, eff: Efficiency) -> Schedule
     """Simulate a batch, offline or concurrency setup once and keep its schedule for re-timing."""
     replica, capacity = make_replica(setup, catalog, eff)
     log = _StepLog()
-    if setup.mode == "concurrency":
-        loop = closed_loop(setup)
-        max_seqs, max_tokens = engine_limits(setup, ONLINE_MAX_NUM_SEQS, ONLINE_MAX_BATCHED_TOKENS)
-        done = _serve(replica, capacity, max_seqs, max_tokens, closed_loop_specs(setup, loop), closed=loop, on_steps=log)
-    else:
-        num, max_seqs, max_tokens = fixed_schedule(setup, capacity)
-        done = _serve(replica, capacity, max_seqs, max_tokens, offline_specs(setup, capacity, num, max_seqs), on_steps=log)
+    done = run_fixed_schedule(setup, replica, capacity, on_steps=log)
     ends = np.cumsum(_durations(replica, log.calls))
 
     def index(times: np.ndarray) -> np.ndarray:
@@ -234,9 +221,6 @@ def num_params(num_setups: int, fits_context: bool = False, fits_expert: bool = 
 
 
 _POSITIONAL = ("compute", "memory", "step_overhead_s", "comm_latency_s", "context_overhead_s")
-_TO: dict[str, Callable[[float], float]] = {
-    "step_overhead_s": _to_overhead, "comm_latency_s": _to_comm_latency, "context_overhead_s": _to_overhead,
-}
 
 
 def _to_expert(value: float) -> float:
@@ -247,43 +231,43 @@ def _from_expert(z: float) -> float:
     return min(max(math.exp(max(min(z, 10.0), -50.0)), EXPERT_LO), 1.0)
 
 
+_TRANSFORMS: dict[str, tuple[Callable[[float], float], Callable[[float], float]]] = {
+    "step_overhead_s": (_to_overhead, _from_overhead),
+    "comm_latency_s": (_to_comm_latency, _from_comm_latency),
+    "context_overhead_s": (_to_overhead, _from_overhead),
+    "expert_compute": (_to_expert, _from_expert),
+}
+"""Fitted factors set on their own (to and from the fit's unbounded space); compute and memory
+are set together because attention_compute keeps its ratio to compute."""
+
+
+def _names(x: Sequence[float], names: Sequence[str] | int | None) -> tuple[str, ...]:
+    """`names`, or by count (of x, or the int given): 1 -> a common scale, else positional."""
+    if names is None or isinstance(names, int):
+        n = len(x) if names is None else names
+        return ("scale",) if n == 1 else _POSITIONAL[:n]
+    return tuple(names)
+
+
 def factors_from(prior: Efficiency, x: Sequence[float], names: Sequence[str] | None = None) -> Efficiency:
     """Efficiency from transformed parameters x, one per name of `names` (default, by length:
     1: common scale; 2: compute, memory; 3: + step overhead; 4: + collective step latency;
     5: + context-encoding step cost)."""
-    names = (("scale",) if len(x) == 1 else _POSITIONAL[:len(x)]) if names is None else tuple(names)
-    z = dict(zip(names, x, strict=True))
+    z = dict(zip(_names(x, names), x, strict=True))
     zc, zm = _to_unit(prior.compute), _to_unit(prior.memory, MEMORY_LO)
     if "scale" in z:
         zc, zm = zc + z["scale"], zm + z["scale"]
     zc, zm = z.get("compute", zc), z.get("memory", zm)
     compute, memory = _from_unit(zc), _from_unit(zm, MEMORY_LO)
     attention = min(1.0, prior.attention_compute * compute / prior.compute)
-    return dataclasses.replace(
-        prior, compute=compute, memory=memory, attention_compute=attention,
-        step_overhead_s=_from_overhead(z["step_overhead_s"]) if "step_overhead_s" in z else prior.step_overhead_s,
-        comm_latency_s=_from_comm_latency(z["comm_latency_s"]) if "comm_latency_s" in z else prior.comm_latency_s,
-        context_overhead_s=_from_overhead(z["context_overhead_s"]) if "context_overhead_s" in z else prior.context_overhead_s,
-        expert_compute=_from_expert(z["expert_compute"]) if "expert_compute" in z else prior.expert_compute)
+    alone = {name: _TRANSFORMS[name][1](value) for name, value in z.items() if name in _TRANSFORMS}
+    return dataclasses.replace(prior, compute=compute, memory=memory, attention_compute=attention, **alone)
 
 
 def _start(prior: Efficiency, names: Sequence[str] | int) -> list[float]:
     """The priors as transformed parameters (`names`, or their count as in `factors_from`)."""
-    if isinstance(names, int):
-        names = ("scale",) if names == 1 else _POSITIONAL[:names]
-    out = []
-    for name in names:
-        if name == "scale":
-            out.append(0.0)
-        elif name == "compute":
-            out.append(_to_unit(prior.compute))
-        elif name == "memory":
-            out.append(_to_unit(prior.memory, MEMORY_LO))
-        elif name == "expert_compute":
-            out.append(_to_expert(prior.expert_compute))
-        else:
-            out.append(_TO[name](getattr(prior, name)))
-    return out
+    start = {"scale": 0.0, "compute": _to_unit(prior.compute), "memory": _to_unit(prior.memory, MEMORY_LO)}
+    return [start[n] if n in start else _TRANSFORMS[n][0](getattr(prior, n)) for n in _names((), names)]
 
 
 # ---- optimizer -------------------------------------------------------------------------
@@ -512,8 +496,6 @@ def prior_table(text: str, table: dict[str, Efficiency]) -> dict[str, Efficiency
 
 _FACTOR_ORDER = ("compute", "memory", "attention_compute", "comm_bw", "step_overhead_s", "layer_overhead_s", "comm_latency_s", "gemm_half_rows",
                  "kv_bucket_min_tokens", "context_overhead_s", "expert_compute")
-_OPTIONAL_FACTORS = ("context_overhead_s", "expert_compute")
-"""Factors a family entry may leave out (its value is then the Efficiency default)."""
 
 
 FIT_BEGIN, FIT_END = "# --- fit provenance", "# --- end of fit provenance"
@@ -542,7 +524,7 @@ def efficiency_yaml(original_text: str, fitted: dict[str, Efficiency], date: str
         lines.append(f"  {family}:")
         lines.append(f"    fitted: {date if changed else entry.get('fitted', 'prior')}")
         for name in _FACTOR_ORDER:
-            if name in _OPTIONAL_FACTORS and name not in entry:
+            if name in OPTIONAL_FACTORS and name not in entry:
                 continue
             factor = entry[name]
             value = getattr(fitted[family], name) if changed else factor["value"]

@@ -26,7 +26,8 @@ Choices (each a documented approximation, not a per-row constant):
   pool that does not divide the deployment's chip count (EP72 decode of 96 GPUs).
   `EPn` alone sets ep; "tp=8" and "tensor-parallel-size 8" read as TP8. Pipeline stages
   (PPn, TP4xPP2, pp=2) are not simulated here: such a row is skipped with that reason rather
-  than run as more, smaller replicas. Replicas = chips / chips-per-replica (not a divisor -> skipped).
+  than run as more, smaller replicas. Replicas = chips / chips-per-replica (not a divisor ->
+  skipped).
   Blank or not understood (e.g. "PD disaggregation ...") -> clustersim's plan: the smallest
   tp (dividing the heads, dividing the chip count, within the scale-up domain) whose
   replica holds KV for `PLAN_MIN_SEQS` sequences of isl + osl, else the largest that fits;
@@ -247,8 +248,9 @@ STACKS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("vllm", re.compile(r"\bvllm\b", re.IGNORECASE)),
 )
 """Serving stack name -> pattern of a row's source, tried in order (more specific first: the
-pre-V1 PyTorch/XLA vLLM TPU recipe is not today's vLLM TPU, while V1 on PyTorch/XLA is; optimum-neuron's vLLM plugin runs NxDI
-models but is its own serving layer, measured far slower per step than AWS's NxDI runs)."""
+pre-V1 PyTorch/XLA vLLM TPU recipe is not today's vLLM TPU, while V1 on PyTorch/XLA is;
+optimum-neuron's vLLM plugin runs NxDI models but is its own serving layer, measured far
+slower per step than AWS's NxDI runs)."""
 
 
 def stack_of(source: str) -> str:

@@ -18,17 +18,17 @@ Per mode (see mapping.Setup):
 - batch: `load` requests at t=0 as one static batch (max_num_seqs = load, budget = the
   whole batch's prompts: one context-encoding step, as Neuron runs it).
 - concurrency: closed loop, `load` clients, the stated number of prompts (else 4 x load
-  requests, at least 32), max_num_seqs
-  ONLINE_MAX_NUM_SEQS, budget ONLINE_MAX_BATCHED_TOKENS (also qps).
+  requests, at least 32), max_num_seqs ONLINE_MAX_NUM_SEQS, budget ONLINE_MAX_BATCHED_TOKENS
+  (also qps).
 - Engine limits the row's source states (max-num-seqs, max-num-batched-tokens: see
   mapping.stated_limits) replace these defaults in the offline, concurrency, qps and server
   modes.
 - qps: Poisson at load / replicas per replica, OPEN_LOOP_NUM_REQUESTS requests.
 - server: the highest Poisson rate whose p99 TTFT and p99 TPOT meet the row's limits and
   whose queue does not grow over the run (`stable`), by bisection in log-rate between 1/96
-  and 1.5 x a perf-model capacity estimate, doubled while a trial there passes (SERVER_ITERATIONS
-  halvings: 0.2% in rate, as
-  finely as submitters tune their QPS); SERVER_NUM_REQUESTS per trial, max_num_seqs
+  and 1.5 x a perf-model capacity estimate, doubled while a trial there passes
+  (SERVER_ITERATIONS halvings: 0.2% in rate, as finely as submitters tune their QPS);
+  SERVER_NUM_REQUESTS per trial, max_num_seqs
   SERVER_MAX_NUM_SEQS (MLPerf submissions batch large, limited by the TPOT bound). Except on
   TensorRT-LLM, the search is also run with the batch capped where a steady mixed step fits
   the TPOT limit (`steady_batch_cap`: vLLM-style max_num_seqs tuning, bursts queue and TTFT
@@ -178,6 +178,15 @@ def _latency_metrics(requests: list[Request]) -> dict[str, float]:
     return latency_metrics(*_arrays(requests))
 
 
+STEADY_MIN_REQUESTS = 8
+"""Fewer finished requests than this have no steady window: all of them count."""
+
+
+def _steady_bounds(n: int) -> tuple[int, int]:
+    """Positions [lo, hi) in finish order of the steady window: the middle half of n requests."""
+    return n // 4, (3 * n) // 4
+
+
 def steady_rate(finish_s: np.ndarray, num_out: np.ndarray) -> float:
     """Output tokens/s of requests finishing between the 25th and 75th percentile finish
     times (ramp and drain excluded); tokens / makespan when that span is empty.
@@ -188,8 +197,8 @@ def steady_rate(finish_s: np.ndarray, num_out: np.ndarray) -> float:
     finish = np.sort(finish_s)
     tokens = float(num_out.sum())
     n = len(finish)
-    lo, hi = n // 4, (3 * n) // 4
-    if n >= 8 and finish[hi - 1] > finish[lo - 1]:
+    lo, hi = _steady_bounds(n)
+    if n >= STEADY_MIN_REQUESTS and finish[hi - 1] > finish[lo - 1]:
         return (hi - lo) * (tokens / n) / float(finish[hi - 1] - finish[lo - 1])
     return tokens / float(finish[-1]) if n and finish[-1] > 0 else 0.0
 
@@ -218,12 +227,15 @@ def steady_output_tokens_s(requests: list[Request]) -> float:
     return steady_rate(finish, num_out)
 
 
+def _throughput_metrics(setup: Setup, tokens_s: float) -> dict[str, float]:
+    """The system's output tokens/s, in all and per chip, from one replica's `tokens_s`."""
+    total = tokens_s * setup.num_replicas
+    return {"output_tok_s_total": total, "output_tok_s_per_chip": total / setup.num_chips}
+
+
 def _with_throughput(requests: list[Request], setup: Setup, tokens_s: float) -> dict[str, float]:
     metrics = _latency_metrics(requests) if requests else {}
-    total = tokens_s * setup.num_replicas
-    metrics["output_tok_s_total"] = total
-    metrics["output_tok_s_per_chip"] = total / setup.num_chips
-    return metrics
+    return metrics | _throughput_metrics(setup, tokens_s)
 
 
 def _max_batch(setup: Setup, capacity: int, max_seqs: int) -> int:
@@ -419,10 +431,7 @@ def fixed_schedule_metrics(setup: Setup, arrival: np.ndarray, first: np.ndarray,
     else:  # tokens generated between the first and third quartile of finish times
         lo, hi = np.percentile(finish, [25, 75])
         tokens_s = window_token_rate(arrival, first, finish, num_out, float(lo), float(hi)) if hi > lo else steady_rate(finish, num_out)
-    total = tokens_s * setup.num_replicas
-    metrics["output_tok_s_total"] = total
-    metrics["output_tok_s_per_chip"] = total / setup.num_chips
-    return metrics
+    return metrics | _throughput_metrics(setup, tokens_s)
 
 
 def closed_loop(setup: Setup) -> ClosedLoopSource:
@@ -449,17 +458,17 @@ def closed_loop_specs(setup: Setup, loop: ClosedLoopSource) -> list[RequestSpec]
 
 def steady_mask(finish_s: np.ndarray) -> np.ndarray:
     """The requests `steady_rate` counts: those finishing between the 25th and 75th percentile
-    finish times (all of them for fewer than 8).
+    finish times (all of them for fewer than STEADY_MIN_REQUESTS).
 
     >>> steady_mask(np.array([8.0, 1, 2, 3, 4, 5, 6, 7])).nonzero()[0].tolist()
     [3, 4, 5, 6]
     """
     n = len(finish_s)
-    if n < 8:
+    if n < STEADY_MIN_REQUESTS:
         return np.ones(n, dtype=bool)
-    order = np.argsort(finish_s, kind="stable")
+    lo, hi = _steady_bounds(n)
     keep = np.zeros(n, dtype=bool)
-    keep[order[n // 4:(3 * n) // 4]] = True
+    keep[np.argsort(finish_s, kind="stable")[lo:hi]] = True
     return keep
 
 
@@ -477,10 +486,21 @@ def concurrency_metrics(setup: Setup, arrival: np.ndarray, first: np.ndarray, fi
     else:
         metrics = latency_metrics(arrival, first, finish, num_out)
     rate = float(num_out.sum() / finish.max()) if setup.num_requests else steady_rate(finish, num_out)
-    total = rate * setup.num_replicas
-    metrics["output_tok_s_total"] = total
-    metrics["output_tok_s_per_chip"] = total / setup.num_chips
-    return metrics
+    return metrics | _throughput_metrics(setup, rate)
+
+
+def run_fixed_schedule(setup: Setup, replica: ReplicaPerf, capacity: int,
+                       on_steps: StepSink | None = None) -> list[Request]:
+    """Finished requests of a batch, offline or concurrency setup: the modes whose step
+    schedule does not depend on step times (calibrate records it through `on_steps`)."""
+    if setup.mode == "concurrency":
+        loop = closed_loop(setup)
+        max_seqs, max_tokens = engine_limits(setup, ONLINE_MAX_NUM_SEQS, ONLINE_MAX_BATCHED_TOKENS)
+        return _serve(replica, capacity, max_seqs, max_tokens, closed_loop_specs(setup, loop), closed=loop,
+                      on_steps=on_steps)
+    num, max_seqs, max_tokens = fixed_schedule(setup, capacity)
+    return _serve(replica, capacity, max_seqs, max_tokens, offline_specs(setup, capacity, num, max_seqs),
+                  on_steps=on_steps)
 
 
 def run_setup(setup: Setup, catalog: Catalog, eff: Efficiency) -> Outcome:
@@ -500,14 +520,10 @@ def run_setup(setup: Setup, catalog: Catalog, eff: Efficiency) -> Outcome:
         return Outcome({"output_tok_s_per_chip": per_chip, "output_tok_s_total": per_chip * setup.num_chips,
                         "tpot_p50_ms": step_s * 1e3, "itl_mean_ms": step_s * 1e3}, f"decode batch {batch}")
     if mode in ("batch", "offline"):
-        num, max_seqs, max_tokens = fixed_schedule(setup, capacity)
-        done = _serve(replica, capacity, max_seqs, max_tokens, offline_specs(setup, capacity, num, max_seqs))
-        return Outcome(fixed_schedule_metrics(setup, *_arrays(done)), f"{num} requests")
+        done = run_fixed_schedule(setup, replica, capacity)
+        return Outcome(fixed_schedule_metrics(setup, *_arrays(done)), f"{len(done)} requests")
     if mode == "concurrency":
-        loop = closed_loop(setup)
-        max_seqs, max_tokens = engine_limits(setup, ONLINE_MAX_NUM_SEQS, ONLINE_MAX_BATCHED_TOKENS)
-        done = _serve(replica, capacity, max_seqs, max_tokens, closed_loop_specs(setup, loop), closed=loop)
-        return Outcome(concurrency_metrics(setup, *_arrays(done)))
+        return Outcome(concurrency_metrics(setup, *_arrays(run_fixed_schedule(setup, replica, capacity))))
     if mode == "qps":
         rate = (setup.load or 1.0) / setup.num_replicas
         done = _open_loop(replica, capacity, setup, rate, OPEN_LOOP_NUM_REQUESTS)

@@ -103,7 +103,9 @@ def parse_efficiency_table(data: Any, source: str = "efficiency.yaml") -> dict[s
 
 
 _STACK_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")
-FACTOR_NAMES = (*_FRACTIONS, *_TIMES, *_OPTIONAL, *_OPTIONAL_FRACTIONS)
+OPTIONAL_FACTORS = (*_OPTIONAL, *_OPTIONAL_FRACTIONS)
+"""Factors an entry may leave out (the Efficiency default applies)."""
+FACTOR_NAMES = (*_FRACTIONS, *_TIMES, *OPTIONAL_FACTORS)
 
 
 def stack_key(family: str, stack: str) -> str:

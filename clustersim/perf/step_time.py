@@ -36,10 +36,9 @@ GEMM of M rows (the step's tokens; for routed experts, the tokens per touched ex
 further eff.expert_compute: grouped GEMMs with token permutation run below one dense GEMM's
 rate): small GEMMs leave tensor units idle (tile quantization, too few rows to hide latency),
 attention at the bf16 peak x eff.attention_compute, HBM at bw x eff.memory, each times `tp`
-chips. With pp > 1 this is
-the latency of one batch through all stages (each stage holds 1/pp of the work on tp
-chips); keeping pp batches in flight, which PP serving needs for throughput, is the
-engine's business. Activation traffic and embedding lookups are left out.
+chips. With pp > 1 this is the latency of one batch through all stages (each stage holds
+1/pp of the work on tp chips); keeping pp batches in flight, which PP serving needs for
+throughput, is the engine's business. Activation traffic and embedding lookups are left out.
 
 Attention data parallelism + expert parallelism (DEP, replica.attn_dp = tp = ep = n ranks
 per stage, MoE models only). The step's T tokens are spread evenly over the n ranks, each
